@@ -1,0 +1,232 @@
+"""Deployment settings, read once from ``FILESTREAM_*`` environment variables.
+
+Every value a deployment changes lives here, with a default that works with the
+embedded development stack (``python -m devstack``).  An invalid value raises
+:class:`SettingsError` naming the variable, so a worker stops at start instead of
+failing later in some agent.
+
+S3 credentials and the S3 endpoint are deliberately *not* here: boto3 reads the
+standard ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_ENDPOINT_URL_S3``
+variables itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+from urllib.parse import urlsplit
+
+PREFIX = "FILESTREAM_"
+
+BROKER_SCHEMES = ("kafka", "aiokafka")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "gib": 1024**3,
+}
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([a-z]*)\s*$", re.IGNORECASE)
+_TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+
+
+class SettingsError(ValueError):
+    """A ``FILESTREAM_*`` variable holds a value the application cannot use."""
+
+
+def parse_size(text: str) -> int:
+    """``"1MiB"`` → 1048576, ``"512k"`` → 512000, ``"4096"`` → 4096."""
+    match = _SIZE_RE.match(text)
+    if not match or match.group(2).lower() not in _SIZE_UNITS:
+        raise ValueError(f"expected a byte size such as 1048576, 512KiB or 4MiB, got {text!r}")
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def parse_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise ValueError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def parse_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise ValueError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def parse_port(text: str) -> int:
+    value = parse_count(text)
+    if value > 65535:
+        raise ValueError(f"expected a TCP port (1-65535), got {text!r}")
+    return value
+
+
+def parse_broker_urls(text: str) -> tuple[str, ...]:
+    urls = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not urls:
+        raise ValueError("expected one or more broker URLs such as kafka://host:9092")
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in BROKER_SCHEMES or not parts.hostname:
+            raise ValueError(
+                f"expected URLs like kafka://host:9092 (schemes: {', '.join(BROKER_SCHEMES)}), got {url!r}"
+            )
+        parts.port  # raises ValueError on a non-numeric port
+    return urls
+
+
+def parse_topic(text: str) -> str:
+    if not _TOPIC_RE.match(text):
+        raise ValueError(f"expected a Kafka topic name (letters, digits, '.', '_', '-'), got {text!r}")
+    return text
+
+
+def parse_name(text: str) -> str:
+    if not _NAME_RE.match(text):
+        raise ValueError(f"expected letters, digits, '.', '_' or '-' only, got {text!r}")
+    return text
+
+
+def parse_log_level(text: str) -> str:
+    lowered = text.strip().lower()
+    if lowered not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}, got {text!r}")
+    return lowered
+
+
+def parse_text(text: str) -> str:
+    return text
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name after the prefix, default, parser and meaning."""
+
+    field: str
+    default: str
+    parse: Callable[[str], object]
+    help: str
+
+    @property
+    def variable(self) -> str:
+        return PREFIX + self.field.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("broker", "kafka://127.0.0.1:9092", parse_broker_urls, "Kafka bootstrap servers, comma-separated."),
+    Setting("app_id", "filestream", parse_name, "Faust application id: consumer group and changelog topic prefix."),
+    Setting("data_dir", "var/data", Path, "Table state (RocksDB) and the uploader's registry."),
+    Setting("output_dir", "var/output", Path, "Where completed files are written."),
+    Setting("write_output", "true", parse_bool, "Write completed files into the output directory."),
+    Setting("chunks_topic", "filestream-chunks", parse_topic, "Topic carrying file chunks."),
+    Setting("completed_topic", "filestream-completed", parse_topic, "Topic of completed and failed file events."),
+    Setting("metadata_topic", "filestream-metadata", parse_topic, "Topic of per-file JSON metadata messages."),
+    Setting("partitions", "8", parse_count, "Partitions of every filestream topic (the unit of scale-out)."),
+    Setting("replication_factor", "1", parse_count, "Replication factor of the topics filestream creates."),
+    Setting("chunk_size", "1MiB", parse_size, "Payload bytes per chunk record."),
+    Setting("partial_file_timeout", "3600", parse_seconds, "Seconds without a chunk before a partial file expires."),
+    Setting("s3_bucket", "filestream", parse_text, "Bucket completed files are transferred to."),
+    Setting("s3_prefix", "", parse_text, "Key prefix inside the bucket."),
+    Setting("web_port", "6066", parse_port, "Port of the worker's web server (views, metrics)."),
+    Setting("web_host", "127.0.0.1", parse_text, "Host name other workers and clients use to reach this worker's web server."),
+    Setting("web_enabled", "true", parse_bool, "Serve the web views."),
+    Setting("log_level", "info", parse_log_level, "Log level of filestream's own loggers."),
+    Setting("session_timeout", "30", parse_seconds, "Consumer group session timeout, seconds."),
+    Setting("heartbeat_interval", "3", parse_seconds, "Consumer group heartbeat interval, seconds."),
+    Setting(
+        "dev_broker",
+        "false",
+        parse_bool,
+        "Set by the embedded stack: turns on the workarounds for the Tansu development broker. Never in production.",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    broker: tuple[str, ...]
+    app_id: str
+    data_dir: Path
+    output_dir: Path
+    write_output: bool
+    chunks_topic: str
+    completed_topic: str
+    metadata_topic: str
+    partitions: int
+    replication_factor: int
+    chunk_size: int
+    partial_file_timeout: float
+    s3_bucket: str
+    s3_prefix: str
+    web_port: int
+    web_host: str
+    web_enabled: bool
+    log_level: str
+    session_timeout: float
+    heartbeat_interval: float
+    dev_broker: bool
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """``host:port`` strings for clients that do not take Faust URLs (aiokafka)."""
+        return [urlsplit(url).netloc for url in self.broker]
+
+    @property
+    def max_message_bytes(self) -> int:
+        """Request/fetch limit: a whole chunk record plus its header must fit, with room to spare."""
+        return max(4 * 1024**2, 2 * self.chunk_size + 64 * 1024)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    environ = os.environ if environ is None else environ
+    values = {}
+    for setting in SETTINGS:
+        raw = environ.get(setting.variable, setting.default)
+        try:
+            values[setting.field] = setting.parse(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{setting.variable}: {exc}") from None
+    settings = Settings(**values)
+    if settings.heartbeat_interval >= settings.session_timeout:
+        raise SettingsError(
+            f"{PREFIX}HEARTBEAT_INTERVAL ({settings.heartbeat_interval}) must be shorter than "
+            f"{PREFIX}SESSION_TIMEOUT ({settings.session_timeout})"
+        )
+    return settings
+
+
+def settings_table_markdown() -> str:
+    """The README's settings table, generated so it cannot drift from the code."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{s.variable}` | `{s.default}` | {s.help} |" for s in SETTINGS]
+    return "\n".join(rows)
+

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from devstack.stack import DevStack
+from tests.harness import Worker, pipeline_env
+
+
+@pytest.fixture(scope="session")
+def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    """A real Tansu broker and a real moto S3 server on free loopback ports, for the whole session."""
+    with DevStack(log_dir=tmp_path_factory.mktemp("devstack")) as stack:
+        yield stack
+
+
+@pytest.fixture
+def pipeline(dev_stack: DevStack, tmp_path: Path) -> dict[str, str]:
+    """Environment of one isolated pipeline (own app id, topics, bucket, dirs) on the shared stack."""
+    return pipeline_env(dev_stack, tmp_path)
+
+
+@pytest.fixture
+def start_worker(pipeline: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Worker]]:
+    """Start real workers; every one still running is stopped (SIGTERM, then SIGKILL) after the test."""
+    workers: list[Worker] = []
+
+    def start(name: str = "worker", env: dict[str, str] | None = None) -> Worker:
+        worker = Worker(env or pipeline, tmp_path / f"{name}-data", name=name).start()
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        if worker.process and worker.process.alive():
+            worker.stop()
+        logging.getLogger("tests").debug("%s log tail:\n%s", worker.name, worker.log_tail())

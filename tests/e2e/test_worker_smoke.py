@@ -1,0 +1,39 @@
+"""A real worker starts against the real broker, creates its topics, serves its web port and stops cleanly."""
+
+import asyncio
+import time
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+pytestmark = pytest.mark.e2e
+
+
+async def _topic_partitions(bootstrap: str) -> dict[str, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        topics = await admin.describe_topics()
+        return {t["topic"]: len(t["partitions"]) for t in topics}
+    finally:
+        await admin.close()
+
+
+def test_worker_starts_creates_topics_serves_web_and_stops(start_worker, pipeline, dev_stack):
+    worker = start_worker()
+    state = worker.wait_ready()
+    assert state["app_id"] == pipeline["FILESTREAM_APP_ID"]
+    assert state["assigned_partitions"] == [0, 1, 2, 3]
+
+    partitions = asyncio.run(_topic_partitions(f"127.0.0.1:{dev_stack.broker_port}"))
+    assert partitions[pipeline["FILESTREAM_CHUNKS_TOPIC"]] == 4
+
+    started = time.monotonic()
+    assert worker.stop() == 0
+    assert time.monotonic() - started < 10
+
+
+def test_invalid_setting_stops_worker_naming_the_variable(start_worker, pipeline):
+    worker = start_worker(env={**pipeline, "FILESTREAM_CHUNK_SIZE": "lots"})
+    assert worker.process.popen.wait(60) != 0
+    assert "FILESTREAM_CHUNK_SIZE" in worker.log_tail()
