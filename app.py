@@ -11,6 +11,7 @@ import sys
 
 import faust
 
+from models.events import FileEvent
 from settings import SettingsError, load_settings
 
 try:
@@ -63,6 +64,24 @@ chunks_topic = app.topic(
     partitions=settings.partitions,
 )
 
+completed_topic = app.topic(
+    settings.completed_topic,
+    key_type=bytes,
+    value_type=FileEvent,
+    key_serializer="raw",
+    partitions=settings.partitions,
+)
+# Expiry ticks (agents/expiry.py): co-partitioned with the chunk topic, so a tick on partition p
+# is processed by the worker that owns partition p's files.
+ticks_topic = app.topic(
+    f"{settings.chunks_topic}-ticks",
+    key_type=bytes,
+    value_type=bytes,
+    key_serializer="raw",
+    value_serializer="raw",
+    partitions=settings.partitions,
+)
+
 
 @app.page("/filestream/health/")
 async def health(web, request):
@@ -80,3 +99,8 @@ async def health(web, request):
             "assigned_partitions": assigned,
         }
     )
+
+
+# Registration: agents, tables and commands attach themselves to `app` on import.
+import agents.reassembly  # noqa: E402,F401
+import agents.expiry  # noqa: E402,F401

@@ -97,3 +97,56 @@ class Worker:
 
     def log_tail(self, lines: int = 60) -> str:
         return self.process.log_tail(lines) if self.process else ""
+
+
+async def produce_chunks(env: Mapping[str, str], messages: list[tuple[bytes, bytes]]) -> None:
+    """Send (key, value) pairs to the pipeline's chunk topic in order, waiting for every ack."""
+    from aiokafka import AIOKafkaProducer
+
+    bootstrap = env["FILESTREAM_BROKER"].removeprefix("kafka://")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=16 * 1024**2)
+    await producer.start()
+    try:
+        futures = [await producer.send(env["FILESTREAM_CHUNKS_TOPIC"], key=key, value=value) for key, value in messages]
+        for future in futures:
+            await future
+    finally:
+        await producer.stop()
+
+
+def wait_for_files(
+    output_dir: Path,
+    expected: Mapping[str, bytes],
+    *,
+    stall_timeout: float = 60.0,
+    workers: list[Worker] = (),
+) -> None:
+    """Wait until every expected file is present with the expected bytes.
+
+    Gives up when nothing new has arrived for ``stall_timeout`` seconds, naming the files
+    still missing or wrong (the dev broker rarely drops a message: fail clearly, never hang).
+    """
+    done: set[str] = set()
+    last_progress = time.monotonic()
+    while True:
+        for name, data in expected.items():
+            if name in done:
+                continue
+            path = output_dir / name
+            try:
+                if path.stat().st_size == len(data) and path.read_bytes() == data:
+                    done.add(name)
+                    last_progress = time.monotonic()
+            except FileNotFoundError:
+                pass
+        if len(done) == len(expected):
+            return
+        if time.monotonic() - last_progress > stall_timeout:
+            missing = sorted(set(expected) - done)
+            wrong = [name for name in missing if (output_dir / name).exists()]
+            logs = "\n".join(f"--- {w.name}\n{w.log_tail(30)}" for w in workers)
+            raise AssertionError(
+                f"{len(missing)} of {len(expected)} files missing after {stall_timeout}s without progress: "
+                f"{missing[:10]} (present with wrong bytes: {wrong[:10]})\n{logs}"
+            )
+        time.sleep(0.2)

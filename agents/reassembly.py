@@ -1,0 +1,184 @@
+"""Reassembly agent: chunk records in, whole verified files and completed/failed events out.
+
+All state lives in the changelog-backed tables of :mod:`tables.files`; processing is
+at-least-once, so every step here is idempotent: a chunk replayed after a crash
+finds its work already done (or redoes it identically), and a file whose chunks
+are all present completes whenever one of them is seen again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from app import app, chunks_topic, completed_topic, settings
+from models.chunk import ChunkDecodeError, FileChunk, decode_chunk
+from models.events import COMPLETED, FAILED, FileEvent
+from models.identity import FileId
+from storage.local import AtomicFile, UnsafeDestination, safe_destination
+from tables.assembly import Action, AssemblyState, Status, decide
+from tables.files import delete_payloads, iter_payloads, load_state, payload_key, payloads, save_state
+
+log = logging.getLogger(__name__)
+
+
+@app.agent(chunks_topic, name="reassembly")
+async def reassemble(stream):
+    async for event in stream.events():
+        await handle_chunk(event.key, event.value, event.message.partition)
+
+
+async def handle_chunk(key: Optional[bytes], value: bytes, partition: int) -> None:
+    try:
+        chunk = decode_chunk(value)
+    except ChunkDecodeError as exc:
+        log.warning("rejected a message on partition %d (key %r): %s", partition, key and key[:200], exc)
+        return
+    file_id = chunk.file_id
+    if key != file_id.key:
+        log.warning("rejected chunk %d of %s: message key %r does not match", chunk.index, file_id, key)
+        return
+    state = load_state(key)
+    if not chunk.payload_is_intact():
+        log.warning("rejected chunk %d of %s: payload does not match its hash", chunk.index, file_id)
+        if state is not None:
+            state.rejected_chunks += 1
+            save_state(key, state)
+        return
+
+    now = time.time()
+    decision = decide(state, chunk)
+    if decision.action is Action.START:
+        state = AssemblyState.begin(chunk, partition, now)
+        log.info("receiving %s generation %s: %d bytes in %d chunks", file_id, chunk.generation, chunk.file_size, chunk.chunk_count)
+    elif decision.action is Action.RESET:
+        assert state is not None
+        log.info("%s: %s; discarding the partial assembly", file_id, decision.reason)
+        delete_payloads(key, state.epoch, state.received_indices())
+        state = AssemblyState.begin(chunk, partition, now, epoch=state.epoch + 1)
+    elif decision.action in (Action.STALE, Action.CORRUPT):
+        assert state is not None
+        log.warning("skipped chunk %d of %s: %s", chunk.index, file_id, decision.reason)
+        if decision.action is Action.CORRUPT:
+            state.rejected_chunks += 1
+            save_state(key, state)
+        return
+    assert state is not None
+
+    if decision.action is not Action.DUPLICATE or _payload_lost(key, state, chunk):
+        payloads[payload_key(key, state.epoch, chunk.index)] = chunk.payload
+        state.mark(chunk.index, now)
+        save_state(key, state)
+    if state.complete:
+        await complete_file(file_id, state)
+
+
+def _payload_lost(key: bytes, state: AssemblyState, chunk: FileChunk) -> bool:
+    """A crash can persist the state's "received" bit without the payload; a replayed chunk heals that."""
+    return state.status is Status.ASSEMBLING and payload_key(key, state.epoch, chunk.index) not in payloads
+
+
+async def complete_file(file_id: FileId, state: AssemblyState) -> None:
+    key = file_id.key
+    started = time.monotonic()
+    result = await _verify_and_write(file_id, state)
+    if result.missing:
+        for index in result.missing:
+            state.unmark(index)
+        save_state(key, state)
+        log.error("%s: payloads of chunks %s are missing; waiting for them to be re-sent", file_id, result.missing[:20])
+        return
+    if result.failure:
+        await publish_failure(file_id, state, result.failure)
+        return
+    first_chunk_at = state.first_chunk_at
+    await _finish(file_id, state, COMPLETED, None, result.path)
+    elapsed = time.time() - first_chunk_at
+    log.info(
+        "completed %s generation %s: %d bytes, %.2fs from first chunk (%.1f MB/s), verified and written in %.2fs",
+        file_id,
+        state.generation,
+        state.file_size,
+        elapsed,
+        state.file_size / max(elapsed, 1e-6) / 1e6,
+        time.monotonic() - started,
+    )
+
+
+async def publish_failure(file_id: FileId, state: AssemblyState, reason: str) -> None:
+    log.error("failed %s generation %s: %s", file_id, state.generation, reason)
+    await _finish(file_id, state, FAILED, reason, None)
+
+
+async def _finish(file_id: FileId, state: AssemblyState, status: str, reason: Optional[str], path: Optional[Path]) -> None:
+    """Publish the outcome, wait for the broker's ack, then release the payloads and record it."""
+    now = time.time()
+    event = FileEvent(
+        status=status,
+        source=file_id.source,
+        path=file_id.path,
+        generation=state.generation,
+        file_hash=state.file_hash,
+        file_size=state.file_size,
+        chunk_count=state.chunk_count,
+        first_chunk_at=state.first_chunk_at,
+        finished_at=now,
+        reason=reason,
+        output_path=str(path) if path else None,
+    )
+    key = file_id.key
+    await (await completed_topic.send(key=key, value=event, partition=state.partition))
+    delete_payloads(key, state.epoch, state.received_indices())
+    state.finish(Status.COMPLETED if status == COMPLETED else Status.FAILED, now, reason)
+    save_state(key, state)
+
+
+@dataclass
+class _Reassembled:
+    path: Optional[Path] = None  # where the file was written (None when output is off)
+    failure: Optional[str] = None
+    missing: list[int] = field(default_factory=list)
+
+
+async def _verify_and_write(file_id: FileId, state: AssemblyState) -> _Reassembled:
+    """Stream the payloads through the file hash, and into the output file if enabled.
+
+    Nothing half-written is ever left at the destination: the output goes through a
+    temp file that is renamed into place only after the hash matched.
+    """
+    try:
+        dest = safe_destination(settings.output_dir, file_id) if settings.write_output else None
+    except UnsafeDestination as exc:
+        return _Reassembled(failure=str(exc))
+    hasher = hashlib.sha256()
+    size = 0
+    missing: list[int] = []
+    sink = AtomicFile(dest) if dest is not None else None
+    try:
+        for index, payload in iter_payloads(file_id.key, state.epoch, state.chunk_count):
+            if payload is None:
+                missing.append(index)
+                continue
+            hasher.update(payload)
+            size += len(payload)
+            if sink is not None:
+                sink.write(payload)
+            # Heartbeats and other partitions' events run on this loop too.
+            await asyncio.sleep(0)
+        if missing:
+            return _Reassembled(missing=missing)
+        if size != state.file_size:
+            return _Reassembled(failure=f"reassembled {size} bytes, expected {state.file_size}")
+        if hasher.hexdigest() != state.file_hash:
+            return _Reassembled(failure=f"file hash mismatch: got {hasher.hexdigest()}, expected {state.file_hash}")
+        if sink is not None:
+            await asyncio.get_running_loop().run_in_executor(None, sink.commit)
+        return _Reassembled(path=dest)
+    finally:
+        if sink is not None and not sink.committed:
+            sink.discard()

@@ -1,0 +1,42 @@
+"""Events on the completed-files topic: one per finished generation of a file, completed or failed."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import faust
+
+from models.identity import FileId
+
+COMPLETED = "completed"
+FAILED = "failed"
+
+
+class FileEvent(faust.Record, serializer="orjson"):
+    """Keyed by the file identity, on the partition of the file's chunks.
+
+    ``output_path`` is set when the worker wrote the file into its output directory.
+    ``payload_epoch`` names the chunk payloads in the worker's table while downstream
+    consumers may still read them.
+    """
+
+    status: str
+    source: str
+    path: str
+    generation: Optional[int]
+    file_hash: str
+    file_size: int
+    chunk_count: int
+    first_chunk_at: float
+    finished_at: float
+    reason: Optional[str] = None
+    output_path: Optional[str] = None
+    payload_epoch: Optional[int] = None
+
+    @property
+    def file_id(self) -> FileId:
+        return FileId(self.source, self.path)
+
+    @property
+    def completed(self) -> bool:
+        return self.status == COMPLETED

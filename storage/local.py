@@ -1,0 +1,82 @@
+"""Atomic local file writes: a reader sees the old file or the whole new one, never a partial one."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Optional, Type
+
+if TYPE_CHECKING:
+    from models.identity import FileId
+
+
+class AtomicFile:
+    """Write into a hidden temp sibling; :meth:`commit` fsyncs it and renames it over ``dest``.
+
+    Leaving the ``with`` block without :meth:`commit` (an error, a mismatched hash, Ctrl-C)
+    removes the temp file and leaves ``dest`` as it was.
+    """
+
+    def __init__(self, dest: Path) -> None:
+        self.dest = dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(prefix=f".{dest.name[:100]}.", suffix=".part", dir=dest.parent)
+        self.temp_path = Path(temp_name)
+        self._file = os.fdopen(fd, "wb")
+        self.committed = False
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+
+    def commit(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self.temp_path, self.dest)
+        _fsync_directory(self.dest.parent)
+        self.committed = True
+
+    def discard(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        self.temp_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> "AtomicFile":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> None:
+        if not self.committed:
+            self.discard()
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename itself durable, not just the file's bytes."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class UnsafeDestination(ValueError):
+    """A file identity whose destination would resolve outside the output directory."""
+
+
+def safe_destination(output_dir: Path, file_id: "FileId") -> Path:
+    """``file_id``'s path under ``output_dir``, refusing one that a symlink would lead outside it.
+
+    Identity validation already refuses absolute paths and '..'; this also catches a
+    directory inside the output tree that is a symlink to elsewhere.
+    """
+    dest = file_id.destination(output_dir)
+    root = Path(os.path.realpath(output_dir))
+    if not Path(os.path.realpath(dest.parent)).is_relative_to(root) or dest.is_symlink():
+        raise UnsafeDestination(f"{file_id}: destination {dest} resolves outside the output directory {root}")
+    return dest

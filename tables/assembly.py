@@ -1,0 +1,166 @@
+"""Partial-file bookkeeping and the generation policy, as plain code.
+
+One :class:`AssemblyState` per file identity says which generation is being
+assembled (or was last completed), what the whole file must look like, and which
+chunks have arrived.  :func:`decide` is the whole policy for an incoming chunk;
+the reassembly agent only carries out what it returns.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+import orjson
+
+from models.chunk import FileChunk
+
+
+class Status(str, enum.Enum):
+    ASSEMBLING = "assembling"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class Action(str, enum.Enum):
+    START = "start"  # first chunk ever seen for this file
+    STORE = "store"  # a chunk the current assembly still needs
+    DUPLICATE = "duplicate"  # already stored, or its generation is already finished
+    RESET = "reset"  # a newer generation: discard the old payloads, adopt this one
+    STALE = "stale"  # an older (or indeterminate) generation: skip
+    CORRUPT = "corrupt"  # contradicts what this generation is known to be: reject
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: str = ""
+
+
+@dataclass
+class AssemblyState:
+    generation: Optional[int]
+    file_hash: str
+    file_size: int
+    chunk_count: int
+    partition: int
+    first_chunk_at: float
+    last_chunk_at: float
+    mtime: Optional[float] = None
+    # Increments on every reset, and names the payload keys, so a new generation's
+    # chunks can never be mistaken for the old one's leftovers.
+    epoch: int = 0
+    status: Status = Status.ASSEMBLING
+    received: bytearray = field(default_factory=bytearray)
+    received_count: int = 0
+    rejected_chunks: int = 0
+    reason: Optional[str] = None
+    finished_at: Optional[float] = None
+
+    @classmethod
+    def begin(cls, chunk: FileChunk, partition: int, now: float, epoch: int = 0) -> "AssemblyState":
+        return cls(
+            generation=chunk.generation,
+            file_hash=chunk.file_hash,
+            file_size=chunk.file_size,
+            chunk_count=chunk.chunk_count,
+            partition=partition,
+            first_chunk_at=now,
+            last_chunk_at=now,
+            mtime=chunk.mtime,
+            epoch=epoch,
+            received=bytearray((chunk.chunk_count + 7) // 8),
+        )
+
+    def has(self, index: int) -> bool:
+        return bool(self.received[index >> 3] & (1 << (index & 7)))
+
+    def mark(self, index: int, now: float) -> None:
+        if not self.has(index):
+            self.received[index >> 3] |= 1 << (index & 7)
+            self.received_count += 1
+        self.last_chunk_at = now
+
+    def unmark(self, index: int) -> None:
+        if self.has(index):
+            self.received[index >> 3] &= ~(1 << (index & 7)) & 0xFF
+            self.received_count -= 1
+
+    def received_indices(self) -> list[int]:
+        return [index for index in range(self.chunk_count) if self.has(index)]
+
+    @property
+    def complete(self) -> bool:
+        return self.status is Status.ASSEMBLING and self.received_count == self.chunk_count
+
+    def finish(self, status: Status, now: float, reason: Optional[str] = None) -> None:
+        """Completed or failed: the bitmap is no longer needed; the identity of the generation is."""
+        self.status = status
+        self.reason = reason
+        self.finished_at = now
+        self.received = bytearray()
+        self.received_count = 0
+
+    def dumps(self) -> bytes:
+        data = asdict(self)
+        data["status"] = self.status.value
+        data["received"] = base64.b64encode(self.received).decode("ascii")
+        return orjson.dumps(data)
+
+    @classmethod
+    def loads(cls, raw: bytes) -> "AssemblyState":
+        data = orjson.loads(raw)
+        data["status"] = Status(data["status"])
+        data["received"] = bytearray(base64.b64decode(data["received"]))
+        return cls(**data)
+
+
+def decide(state: Optional[AssemblyState], chunk: FileChunk) -> Decision:
+    """What to do with a chunk whose own hash is already verified.
+
+    With generation numbers on both sides, the higher generation wins.  Without
+    them (records from uploaders that do not number generations), the directional
+    policy of OpenMSIStream's ``DownloadDataFile._apply_generation_policy``:
+    same file hash → accept; different hash and strictly more chunks → reset and
+    adopt; different hash and equal or fewer chunks → skip; same hash but a
+    different chunk count → corruption.
+    """
+    if state is None:
+        return Decision(Action.START)
+    if chunk.generation is not None and state.generation is not None:
+        if chunk.generation > state.generation:
+            return Decision(Action.RESET, f"generation {chunk.generation} supersedes {state.generation}")
+        if chunk.generation < state.generation:
+            return Decision(Action.STALE, f"generation {chunk.generation} is older than {state.generation}")
+        if (chunk.file_hash, chunk.chunk_count, chunk.file_size) != (
+            state.file_hash,
+            state.chunk_count,
+            state.file_size,
+        ):
+            return Decision(Action.CORRUPT, f"generation {chunk.generation} arrived with two different contents")
+        return _same_generation(state, chunk)
+    if chunk.file_hash == state.file_hash:
+        if chunk.chunk_count != state.chunk_count or chunk.file_size != state.file_size:
+            return Decision(
+                Action.CORRUPT,
+                f"same file hash with {chunk.chunk_count} chunks / {chunk.file_size} bytes, "
+                f"expected {state.chunk_count} chunks / {state.file_size} bytes",
+            )
+        if state.status is Status.FAILED:
+            # Without generation numbers a re-send of the same content is the only way to retry.
+            return Decision(Action.RESET, f"re-sent after the previous attempt failed: {state.reason}")
+        return _same_generation(state, chunk)
+    if chunk.chunk_count > state.chunk_count:
+        return Decision(Action.RESET, f"new content with more chunks ({chunk.chunk_count} > {state.chunk_count})")
+    return Decision(
+        Action.STALE,
+        f"different content with {chunk.chunk_count} chunks, not more than the current {state.chunk_count}",
+    )
+
+
+def _same_generation(state: AssemblyState, chunk: FileChunk) -> Decision:
+    if state.status is not Status.ASSEMBLING or state.has(chunk.index):
+        return Decision(Action.DUPLICATE)
+    return Decision(Action.STORE)

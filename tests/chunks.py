@@ -1,0 +1,38 @@
+"""Chunk records for tests that need to craft what an uploader would send (or a broken one would)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Optional
+
+from models.chunk import FileChunk, digest
+
+
+def make_chunks(
+    data: bytes,
+    *,
+    source: str = "lab",
+    path: str = "run/data.bin",
+    chunk_size: int = 4,
+    generation: Optional[int] = 1,
+) -> list[FileChunk]:
+    file_hash = hashlib.sha256(data).hexdigest()
+    count = max(1, -(-len(data) // chunk_size))
+    chunks = []
+    for index in range(count):
+        payload = data[index * chunk_size : (index + 1) * chunk_size]
+        chunks.append(
+            FileChunk(
+                source=source,
+                path=path,
+                generation=generation,
+                file_hash=file_hash,
+                file_size=len(data),
+                chunk_count=count,
+                index=index,
+                offset=index * chunk_size,
+                chunk_hash=digest(payload),
+                payload=payload,
+            )
+        )
+    return chunks
