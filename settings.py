@@ -23,6 +23,7 @@ PREFIX = "FILESTREAM_"
 
 BROKER_SCHEMES = ("kafka", "aiokafka")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+S3_MIN_PART_SIZE = 5 * 1024**2
 
 _SIZE_UNITS = {
     "": 1,
@@ -156,6 +157,32 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("partial_file_timeout", "3600", parse_seconds, "Seconds without a chunk before a partial file expires."),
     Setting("s3_bucket", "filestream", parse_text, "Bucket completed files are transferred to."),
     Setting("s3_prefix", "", parse_text, "Key prefix inside the bucket."),
+    Setting(
+        "s3_multipart_threshold",
+        "8MiB",
+        parse_size,
+        "Files of at least this size go to S3 in parts, smaller ones in one request. At most the part size.",
+    ),
+    Setting(
+        "s3_part_size",
+        "8MiB",
+        parse_size,
+        "Multipart part size: the most bytes of a file an upload holds in memory. S3's minimum is 5MiB.",
+    ),
+    Setting("s3_max_retries", "3", parse_count, "Retries of a failed S3 transfer before it fails for good."),
+    Setting(
+        "s3_threads",
+        "4",
+        parse_count,
+        "Threads running S3 calls off the event loop; also the S3 connection pool size.",
+    ),
+    Setting(
+        "s3_retry_backoff",
+        "2",
+        parse_seconds,
+        "Seconds before the first retry of a failed transfer; doubles with each retry.",
+    ),
+    Setting("s3_retry_backoff_max", "300", parse_seconds, "Longest wait before retrying a failed transfer, seconds."),
     Setting("web_port", "6066", parse_port, "Port of the worker's web server (views, metrics)."),
     Setting("web_host", "127.0.0.1", parse_text, "Host name other workers and clients use to reach this worker's web server."),
     Setting("web_enabled", "true", parse_bool, "Serve the web views."),
@@ -187,6 +214,12 @@ class Settings:
     partial_file_timeout: float
     s3_bucket: str
     s3_prefix: str
+    s3_multipart_threshold: int
+    s3_part_size: int
+    s3_max_retries: int
+    s3_threads: int
+    s3_retry_backoff: float
+    s3_retry_backoff_max: float
     web_port: int
     web_host: str
     web_enabled: bool
@@ -220,6 +253,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(
             f"{PREFIX}HEARTBEAT_INTERVAL ({settings.heartbeat_interval}) must be shorter than "
             f"{PREFIX}SESSION_TIMEOUT ({settings.session_timeout})"
+        )
+    if settings.s3_part_size < S3_MIN_PART_SIZE:
+        raise SettingsError(f"{PREFIX}S3_PART_SIZE ({settings.s3_part_size}) is below S3's minimum part size of 5MiB")
+    if settings.s3_multipart_threshold > settings.s3_part_size:
+        # A file below the threshold is buffered whole for its single request.
+        raise SettingsError(
+            f"{PREFIX}S3_MULTIPART_THRESHOLD ({settings.s3_multipart_threshold}) must not exceed "
+            f"{PREFIX}S3_PART_SIZE ({settings.s3_part_size})"
         )
     return settings
 

@@ -18,7 +18,9 @@ BACKOFF = {"backoff_base": 2.0, "backoff_cap": 60.0}
 
 
 def fresh(generation: int | None = 3, max_retries: int = 2) -> TransferState:
-    return TransferState.new(FILE_ID, generation=generation, file_hash=HASH, size=1234, max_retries=max_retries, now=100.0)
+    return TransferState.new(
+        FILE_ID, generation=generation, file_hash=HASH, size=1234, max_retries=max_retries, now=100.0
+    )
 
 
 def transferring(**kwargs) -> TransferState:
@@ -210,8 +212,10 @@ def test_same_generation_with_other_content_keeps_the_recorded_one():
 @pytest.mark.parametrize("recorded, incoming", [(None, None), (3, None), (None, 3)])
 def test_without_generation_numbers_new_content_supersedes(recorded, incoming):
     existing = fresh(generation=recorded)
-    assert decide(existing, file_id=FILE_ID, generation=incoming, file_hash=OTHER_HASH).action is TransferAction.SUPERSEDE
-    assert decide(existing, file_id=FILE_ID, generation=incoming, file_hash=HASH).action is TransferAction.NOTHING_TO_DO
+    new_content = decide(existing, file_id=FILE_ID, generation=incoming, file_hash=OTHER_HASH)
+    assert new_content.action is TransferAction.SUPERSEDE
+    same_content = decide(existing, file_id=FILE_ID, generation=incoming, file_hash=HASH)
+    assert same_content.action is TransferAction.NOTHING_TO_DO
 
 
 def test_a_record_of_another_file_is_a_programming_error():

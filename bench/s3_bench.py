@@ -1,0 +1,99 @@
+"""S3 transfer benchmark: streams a generated file through ``upload_stream`` into its own moto server.
+
+    .venv/bin/python -m bench.s3_bench [--size 2GiB] [--chunk-size 1MiB]
+
+Part size and threshold come from the ``FILESTREAM_S3_*`` settings.  Prints the
+CRC32 rate of this machine, the upload rate, and the peak RSS of this process
+(the uploader; the moto server is a separate process and holds the object).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import resource
+import tempfile
+import time
+import uuid
+import zlib
+from pathlib import Path
+from typing import Iterator
+
+from devstack.stack import DevStack
+from settings import load_settings, parse_size
+from storage.s3 import ensure_bucket, make_s3_client, object_metadata, upload_stream, verify_object
+
+MB = 1e6
+
+
+def crc32_rate(block: bytes, rounds: int = 256) -> float:
+    """MB/s of zlib.crc32 over ``block``-sized chunks, best of three runs."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        crc = 0
+        for _ in range(rounds):
+            crc = zlib.crc32(block, crc)
+        best = min(best, time.perf_counter() - started)
+    return rounds * len(block) / best / MB
+
+
+def generated_file(size: int, chunk: bytes) -> Iterator[bytes]:
+    """``size`` bytes in ``len(chunk)`` pieces; one random block repeated, so generating costs nothing."""
+    for _ in range(size // len(chunk)):
+        yield chunk
+    if size % len(chunk):
+        yield chunk[: size % len(chunk)]
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=parse_size, default=parse_size("2GiB"))
+    parser.add_argument("--chunk-size", type=parse_size, default=parse_size("1MiB"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = load_settings()
+    chunk = os.urandom(args.chunk_size)
+    print(f"zlib.crc32: {crc32_rate(chunk):,.0f} MB/s over {args.chunk_size:,}-byte chunks")
+
+    with tempfile.TemporaryDirectory() as log_dir, DevStack(log_dir=Path(log_dir)) as stack:
+        os.environ.update({name: value for name, value in stack.env().items() if name.startswith("AWS_")})
+        client = make_s3_client(settings.s3_threads)
+        bucket = f"bench-{uuid.uuid4().hex[:8]}"
+        ensure_bucket(client, bucket)
+        rss_before = peak_rss_mib()
+        cpu_before = cpu_seconds()
+        started = time.perf_counter()
+        result = upload_stream(
+            client,
+            bucket,
+            "bench/file.bin",
+            generated_file(args.size, chunk),
+            args.size,
+            object_metadata("bench", "file.bin", 1, "0" * 64, args.size),
+            multipart_threshold=settings.s3_multipart_threshold,
+            part_size=settings.s3_part_size,
+        )
+        elapsed = time.perf_counter() - started
+        cpu = cpu_seconds() - cpu_before
+        verification = verify_object(client, bucket, "bench/file.bin", size=args.size, checksum=result.checksum)
+
+    print(f"uploaded {args.size:,} bytes in {result.parts} parts of {settings.s3_part_size:,} bytes")
+    print(f"upload: {elapsed:.1f} s, {args.size / elapsed / MB:,.0f} MB/s (moto on loopback)")
+    print(f"uploader CPU: {cpu:.1f} s, the rest of the time it waits for the server")
+    print(f"verified: {verification.ok} (CRC32 {result.checksum})")
+    print(f"peak RSS: {peak_rss_mib():,.0f} MiB (before the upload {rss_before:,.0f} MiB)")
+
+
+if __name__ == "__main__":
+    main()

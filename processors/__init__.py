@@ -1,0 +1,1 @@
+"""User and built-in processing of completed files."""

@@ -1,0 +1,1 @@
+"""Where file bytes go: local files and S3 objects."""

@@ -1,0 +1,133 @@
+"""Crash safety: changelog recovery into empty data dirs, SIGKILL at random moments, failover between workers."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from models.chunk import encode_chunk
+from models.identity import FileId
+from tests.chunks import make_chunks
+from tests.harness import produce_chunks, wait_for_files
+
+pytestmark = pytest.mark.e2e
+
+CHUNK = 64 * 1024
+
+
+def messages_for(chunks):
+    return [(FileId(c.source, c.path).key, encode_chunk(c)) for c in chunks]
+
+
+def poll(condition, timeout: float, what: str, interval: float = 0.3):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value {last!r}")
+
+
+def files_total(worker, status: str) -> int:
+    try:
+        return worker.get_json(f"/filestream/files/?status={status}&limit=1")["total"]
+    except OSError:
+        return -1
+
+
+def test_fresh_worker_restores_every_table_entry_from_the_changelog(start_worker, pipeline):
+    """Many small records written back to back (what a batching producer would batch), then a
+    worker with an empty data dir must restore both tables exactly, and finish the files."""
+    rng = random.Random(3)
+    partial = {f"partial/{i}.bin": rng.randbytes(2 * 1024 + 1 + i) for i in range(200)}
+    finished = {f"done/{i}.bin": rng.randbytes(1500) for i in range(20)}
+    partial_chunks = {name: make_chunks(data, path=name, chunk_size=1024) for name, data in partial.items()}
+    first = start_worker("first")
+    first.wait_ready()
+    sent = [c for chunks in partial_chunks.values() for c in chunks[:2]]
+    sent += [c for name, data in finished.items() for c in make_chunks(data, path=name, chunk_size=1024)]
+    asyncio.run(produce_chunks(pipeline, messages_for(sent)))
+    output = Path(pipeline["FILESTREAM_OUTPUT_DIR"]) / "lab"
+    wait_for_files(output, finished, workers=[first])
+    poll(lambda: files_total(first, "assembling") == 200, 60, "200 partial files on the first worker")
+    before = first.get_json("/filestream/tables/digest/")
+    assert before["assemblies"]["entries"] == 220
+    assert before["payloads"]["entries"] == 400
+    assert first.stop() == 0
+
+    fresh = start_worker("fresh")
+    fresh.wait_ready(timeout=120)
+    assert fresh.get_json("/filestream/tables/digest/") == before
+
+    asyncio.run(produce_chunks(pipeline, messages_for([chunks[2] for chunks in partial_chunks.values()])))
+    wait_for_files(output, partial, workers=[fresh])
+    poll(lambda: fresh.get_json("/filestream/tables/digest/")["payloads"]["entries"] == 0, 30, "payloads released")
+
+
+def _produce_paced(pipeline, batches, pause: float) -> threading.Thread:
+    def run():
+        for batch in batches:
+            asyncio.run(produce_chunks(pipeline, batch))
+            time.sleep(pause)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_worker_killed_at_random_moments_still_delivers_every_file(start_worker, pipeline):
+    rng = random.Random(11)
+    files = {f"kill/{i:03d}.dat": rng.randbytes(rng.randint(1, 12) * CHUNK - rng.randint(0, 500)) for i in range(60)}
+    chunks = [c for name, data in files.items() for c in make_chunks(data, path=name, chunk_size=CHUNK)]
+    rng.shuffle(chunks)
+    batches = [messages_for(chunks[i : i + 40]) for i in range(0, len(chunks), 40)]
+    output = Path(pipeline["FILESTREAM_OUTPUT_DIR"]) / "lab"
+
+    worker = start_worker("run0")
+    worker.wait_ready()
+    producer = _produce_paced(pipeline, batches, pause=0.5)
+    for round_number in range(1, 4):
+        time.sleep(rng.uniform(0.5, 2.5))
+        worker.kill()
+        # Alternate: restart on the same data dir, then on an empty one (changelog only).
+        name = "run0" if round_number % 2 == 0 else f"run{round_number}"
+        worker = start_worker(name)
+        worker.wait_ready(timeout=120)
+    producer.join()
+    wait_for_files(output, files, stall_timeout=90, workers=[worker])
+    leftovers = [p for p in output.rglob("*.part")]
+    assert leftovers == []
+
+
+def test_survivor_finishes_the_in_flight_files_of_a_killed_worker(start_worker, pipeline):
+    rng = random.Random(5)
+    files = {f"failover/{i:02d}.bin": rng.randbytes(4 * CHUNK + i) for i in range(40)}
+    chunked = {name: make_chunks(data, path=name, chunk_size=CHUNK) for name, data in files.items()}
+    doomed = start_worker("doomed")
+    survivor = start_worker("survivor")
+    doomed.wait_ready(timeout=120)
+    survivor.wait_ready(timeout=120)
+    poll(
+        lambda: sorted(doomed.health()["assigned_partitions"] + survivor.health()["assigned_partitions"]) == [0, 1, 2, 3],
+        90,
+        "the partitions to split between both workers",
+    )
+    doomed_partitions = doomed.health()["assigned_partitions"]
+    assert doomed_partitions and survivor.health()["assigned_partitions"]
+
+    asyncio.run(produce_chunks(pipeline, messages_for([c for chunks in chunked.values() for c in chunks[:3]])))
+    poll(lambda: files_total(doomed, "assembling") + files_total(survivor, "assembling") == 40, 60, "40 partial files")
+    in_flight_on_doomed = files_total(doomed, "assembling")
+    assert in_flight_on_doomed > 0
+    doomed.kill()
+
+    asyncio.run(produce_chunks(pipeline, messages_for([c for chunks in chunked.values() for c in chunks[3:]])))
+    wait_for_files(Path(pipeline["FILESTREAM_OUTPUT_DIR"]) / "lab", files, stall_timeout=120, workers=[survivor])
+    assert survivor.health()["assigned_partitions"] == [0, 1, 2, 3]
