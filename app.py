@@ -20,7 +20,7 @@ except SettingsError as exc:
     # Stop before Faust starts anything; the message names the variable.
     sys.exit(f"filestream: invalid setting: {exc}")
 
-OWN_LOGGERS = ("app", "agents", "tables", "models", "client", "devstack")
+OWN_LOGGERS = ("app", "agents", "tables", "models", "client", "commands", "storage", "processors", "views", "devstack")
 for _name in OWN_LOGGERS:
     logging.getLogger(_name).setLevel(settings.log_level.upper())
 
@@ -52,6 +52,9 @@ app = faust.App(
     producer_max_request_size=settings.max_message_bytes,
     consumer_max_fetch_size=settings.max_message_bytes,
     broker_max_poll_records=64,
+    # Every step is idempotent and offsets are committed only for processed events, so a
+    # stopping worker need not drain its stream buffers (waiting for that can hang forever).
+    stream_wait_empty=False,
     **(_dev_broker_overrides() if settings.dev_broker else {}),
 )
 
@@ -104,3 +107,5 @@ async def health(web, request):
 # Registration: agents, tables and commands attach themselves to `app` on import.
 import agents.reassembly  # noqa: E402,F401
 import agents.expiry  # noqa: E402,F401
+import views  # noqa: E402,F401
+import commands.upload  # noqa: E402,F401  (registers the upload command)
