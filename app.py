@@ -58,6 +58,8 @@ app = faust.App(
     **(_dev_broker_overrides() if settings.dev_broker else {}),
 )
 
+# internal=True: the worker creates its topics with the configured partition count before it
+# subscribes (a broker that auto-creates topics would otherwise pick its own count).
 chunks_topic = app.topic(
     settings.chunks_topic,
     key_type=bytes,
@@ -65,6 +67,7 @@ chunks_topic = app.topic(
     key_serializer="raw",
     value_serializer="raw",
     partitions=settings.partitions,
+    internal=True,
 )
 
 completed_topic = app.topic(
@@ -73,6 +76,7 @@ completed_topic = app.topic(
     value_type=FileEvent,
     key_serializer="raw",
     partitions=settings.partitions,
+    internal=True,
 )
 # Expiry ticks (agents/expiry.py): co-partitioned with the chunk topic, so a tick on partition p
 # is processed by the worker that owns partition p's files.
@@ -83,7 +87,18 @@ ticks_topic = app.topic(
     key_serializer="raw",
     value_serializer="raw",
     partitions=settings.partitions,
+    internal=True,
 )
+
+# Faust declares a topic when an agent subscribes to it; these are also declared at start, so a
+# topic this worker only produces to is never created by a broker's auto-create with another count.
+declared_at_start = [chunks_topic, completed_topic, ticks_topic]
+
+
+@app.task
+async def declare_topics() -> None:
+    for topic in declared_at_start:
+        await topic.maybe_declare()
 
 
 @app.page("/filestream/health/")

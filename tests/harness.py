@@ -1,21 +1,14 @@
-"""Real processes for end-to-end tests: a worker (`faust -A app worker`) against the dev stack."""
+"""Helpers for end-to-end tests against the dev stack and real worker processes."""
 
 from __future__ import annotations
 
-import json
-import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
-from devstack.processes import ManagedProcess, child_env, free_port
 from devstack.stack import DevStack
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-FAUST = str(Path(sys.executable).parent / "faust")
+from devstack.worker import Worker
 
 
 def pipeline_env(stack: DevStack, base_dir: Path, **overrides: str) -> dict[str, str]:
@@ -40,63 +33,6 @@ def pipeline_env(stack: DevStack, base_dir: Path, **overrides: str) -> dict[str,
     }
     env.update(overrides)
     return env
-
-
-class Worker:
-    """One `faust -A app worker` subprocess with its own data dir and web port."""
-
-    def __init__(self, env: Mapping[str, str], data_dir: Path, name: str = "worker") -> None:
-        self.name = name
-        self.web_port = free_port()
-        self.data_dir = data_dir
-        self.env = {**env, "FILESTREAM_DATA_DIR": str(data_dir), "FILESTREAM_WEB_PORT": str(self.web_port)}
-        self.process: ManagedProcess | None = None
-
-    def start(self) -> "Worker":
-        self.process = ManagedProcess(
-            self.name,
-            [FAUST, "-A", "app", "worker", "-l", "info"],
-            log_path=self.data_dir.parent / f"{self.name}.log",
-            env=child_env(self.env),
-            cwd=PROJECT_ROOT,
-        )
-        return self
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.web_port}"
-
-    def get_json(self, path: str, timeout: float = 5.0) -> Any:
-        with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
-            return json.load(response)
-
-    def health(self) -> dict | None:
-        try:
-            return self.get_json("/filestream/health/", timeout=2.0)
-        except (OSError, urllib.error.URLError, ValueError):
-            return None
-
-    def wait_ready(self, timeout: float = 90.0) -> dict:
-        assert self.process is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.process.alive():
-                raise AssertionError(f"{self.name} exited early:\n{self.process.log_tail()}")
-            state = self.health()
-            if state and state["ready"] and state["assigned_partitions"]:
-                return state
-            time.sleep(0.3)
-        raise AssertionError(f"{self.name} not ready after {timeout}s:\n{self.process.log_tail()}")
-
-    def stop(self) -> int:
-        return self.process.stop() if self.process else 0
-
-    def kill(self) -> None:
-        if self.process:
-            self.process.kill()
-
-    def log_tail(self, lines: int = 60) -> str:
-        return self.process.log_tail(lines) if self.process else ""
 
 
 async def produce_chunks(env: Mapping[str, str], messages: list[tuple[bytes, bytes]]) -> None:

@@ -20,13 +20,16 @@ async def _topic_partitions(bootstrap: str) -> dict[str, int]:
 
 
 def test_worker_starts_creates_topics_serves_web_and_stops(start_worker, pipeline, dev_stack):
+    # Not the dev broker's auto-create default of 4: the worker must create its topics itself.
+    pipeline["FILESTREAM_PARTITIONS"] = "6"
     worker = start_worker()
     state = worker.wait_ready()
     assert state["app_id"] == pipeline["FILESTREAM_APP_ID"]
-    assert state["assigned_partitions"] == [0, 1, 2, 3]
+    assert state["assigned_partitions"] == list(range(6))
 
     partitions = asyncio.run(_topic_partitions(f"127.0.0.1:{dev_stack.broker_port}"))
-    assert partitions[pipeline["FILESTREAM_CHUNKS_TOPIC"]] == 4
+    assert partitions[pipeline["FILESTREAM_CHUNKS_TOPIC"]] == 6
+    assert partitions[pipeline["FILESTREAM_COMPLETED_TOPIC"]] == 6
 
     started = time.monotonic()
     assert worker.stop() == 0

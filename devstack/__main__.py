@@ -1,0 +1,142 @@
+"""``python -m devstack stack|demo``: the embedded development stack, and the one-command demo.
+
+``stack`` runs the Tansu broker and a moto S3 server until Ctrl-C / SIGTERM, and prints
+the environment a worker or client needs to reach them.  ``demo`` runs the main job end
+to end on that stack: a worker, an upload of a generated sample directory, and a summary
+of what arrived where; then it stops everything (or keeps running with --keep-running).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from devstack.processes import child_env
+from devstack.sample import write_sample
+from devstack.stack import DEFAULT_BROKER_PORT, DEFAULT_S3_PORT, DevStack
+from devstack.worker import FAUST, PROJECT_ROOT, Worker
+
+log = logging.getLogger("devstack")
+
+
+def _stop_on_sigterm() -> None:
+    """Turn SIGTERM into the same orderly shutdown as Ctrl-C, so no child outlives us."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _wait_forever(message: str) -> None:
+    log.info("%s; press Ctrl-C to stop", message)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        log.info("stopping")
+
+
+def run_stack(args: argparse.Namespace) -> int:
+    with DevStack(log_dir=args.var / "logs", broker_port=args.broker_port, s3_port=args.s3_port) as stack:
+        exports = "\n".join(f"export {name}={value}" for name, value in stack.env().items())
+        print(f"# broker {stack.broker_url}, S3 {stack.s3_url}; to use them:\n{exports}", flush=True)
+        _wait_forever("development stack running")
+    return 0
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _wait_for_output(sample_dir: Path, output_dir: Path, names: list[str], timeout: float) -> dict[str, bool]:
+    """Wait until every sample file is in the output directory; report which arrived intact."""
+    deadline = time.monotonic() + timeout
+    arrived: dict[str, bool] = {}
+    while time.monotonic() < deadline and len(arrived) < len(names):
+        for name in names:
+            target = output_dir / name
+            if name not in arrived and target.exists() and target.stat().st_size == (sample_dir / name).stat().st_size:
+                arrived[name] = _sha256(target) == _sha256(sample_dir / name)
+        time.sleep(0.3)
+    return arrived
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    var = args.var
+    # The development broker keeps topics in memory: state left from an earlier broker is
+    # inconsistent with the new one, so the demo always starts from empty directories.
+    shutil.rmtree(var, ignore_errors=True)
+    sample_dir, output_dir = var / "sample", var / "output"
+    sizes = write_sample(sample_dir)
+    with DevStack(log_dir=var / "logs", broker_port=args.broker_port, s3_port=args.s3_port) as stack:
+        env = {
+            **stack.env(),
+            "FILESTREAM_OUTPUT_DIR": str(output_dir),
+            "FILESTREAM_SESSION_TIMEOUT": "10",
+            "FILESTREAM_HEARTBEAT_INTERVAL": "1",
+        }
+        log.info("broker %s, S3 %s", stack.broker_url, stack.s3_url)
+        worker = Worker(env, var / "worker", web_port=args.web_port).start()
+        try:
+            log.info("starting a worker (web %s, log %s)", worker.url, worker.process.log_path)
+            worker.wait_ready(timeout=120)
+            started = time.monotonic()
+            upload = subprocess.run(
+                [FAUST, "-A", "app", "upload", str(sample_dir), "--source", "demo"],
+                env=child_env({**env, "FILESTREAM_DATA_DIR": str(var / "uploader")}),
+                cwd=PROJECT_ROOT,
+            )
+            if upload.returncode != 0:
+                log.error("upload failed with exit status %d", upload.returncode)
+                return 1
+            arrived = _wait_for_output(sample_dir, output_dir / "demo", sorted(sizes), timeout=120)
+            elapsed = time.monotonic() - started
+            print(f"\n{'file':32} {'bytes':>10}  arrived in {output_dir / 'demo'}")
+            for name in sorted(sizes):
+                verdict = {True: "byte-identical", False: "DIFFERENT"}.get(arrived.get(name), "missing")
+                print(f"{name:32} {sizes[name]:>10}  {verdict}")
+            total = sum(sizes.values())
+            print(f"\n{len(sizes)} files, {total / 1e6:.1f} MB, uploaded and reassembled in {elapsed:.1f}s")
+            ok = len(arrived) == len(sizes) and all(arrived.values())
+            if ok and args.keep_running:
+                _wait_forever(f"worker {worker.url} running on broker {stack.broker_url}")
+            return 0 if ok else 1
+        except KeyboardInterrupt:
+            return 130
+        finally:
+            worker.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    _stop_on_sigterm()
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--var", type=Path, default=PROJECT_ROOT / "var" / "dev", help="working directory")
+    parser.add_argument("--broker-port", type=int, default=DEFAULT_BROKER_PORT)
+    parser.add_argument("--s3-port", type=int, default=DEFAULT_S3_PORT)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("stack", help="run the broker and the S3 server until stopped")
+    demo = commands.add_parser("demo", help="run the main job end to end on the embedded stack")
+    demo.add_argument("--keep-running", action="store_true", help="keep the stack and worker up after the summary")
+    demo.add_argument("--web-port", type=int, default=6066)
+    args = parser.parse_args(argv)
+    try:
+        return run_stack(args) if args.command == "stack" else run_demo(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
