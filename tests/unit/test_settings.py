@@ -60,3 +60,11 @@ def test_heartbeat_must_be_shorter_than_session():
 def test_several_brokers():
     settings = load_settings({"FILESTREAM_BROKER": "kafka://a:9092, kafka://b:9093"})
     assert settings.bootstrap_servers == ["a:9092", "b:9093"]
+
+
+def test_readme_settings_table_is_current():
+    from settings import README_TABLE_END, README_TABLE_START
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split(README_TABLE_START, 1)[1].split(README_TABLE_END, 1)[0]
+    assert section.strip() == settings_table_markdown(), "run `python settings.py` to regenerate it"
