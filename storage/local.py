@@ -12,6 +12,16 @@ if TYPE_CHECKING:
     from models.identity import FileId
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Read once at import, while no other thread can be changing it: os.umask can only be read by setting it.
+_UMASK = _current_umask()
+
+
 class AtomicFile:
     """Write into a hidden temp sibling; :meth:`commit` fsyncs it and renames it over ``dest``.
 
@@ -24,6 +34,8 @@ class AtomicFile:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, temp_name = tempfile.mkstemp(prefix=f".{dest.name[:100]}.", suffix=".part", dir=dest.parent)
         self.temp_path = Path(temp_name)
+        # mkstemp creates 0600; the finished file gets the mode any newly created file would.
+        os.fchmod(fd, 0o666 & ~_UMASK)
         self._file = os.fdopen(fd, "wb")
         self.committed = False
 
@@ -66,7 +78,7 @@ def _fsync_directory(directory: Path) -> None:
 
 
 class UnsafeDestination(ValueError):
-    """A file identity whose destination would resolve outside the output directory."""
+    """A destination that would resolve outside the output directory."""
 
 
 def safe_destination(output_dir: Path, file_id: "FileId") -> Path:
@@ -75,8 +87,14 @@ def safe_destination(output_dir: Path, file_id: "FileId") -> Path:
     Identity validation already refuses absolute paths and '..'; this also catches a
     directory inside the output tree that is a symlink to elsewhere.
     """
-    dest = file_id.destination(output_dir)
+    return confined_destination(output_dir, file_id.destination(output_dir), str(file_id))
+
+
+def confined_destination(output_dir: Path, dest: Path, label: str) -> Path:
+    """``dest`` (lexically under ``output_dir``), refused if its directory is reached through a symlink
+    leading outside ``output_dir`` or if it is a symlink itself; ``label`` names what is written there.
+    """
     root = Path(os.path.realpath(output_dir))
     if not Path(os.path.realpath(dest.parent)).is_relative_to(root) or dest.is_symlink():
-        raise UnsafeDestination(f"{file_id}: destination {dest} resolves outside the output directory {root}")
+        raise UnsafeDestination(f"{label}: destination {dest} resolves outside the output directory {root}")
     return dest

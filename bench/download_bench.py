@@ -1,0 +1,94 @@
+"""Download benchmark: one generated object (2 GiB by default) from a moto server of its own to local disk.
+
+    .venv/bin/python -m bench.download_bench [--size 2GiB] [--jobs 1]
+
+The object goes up through ``upload_stream`` (as the transfer agent sends it) from a
+separate process, so that this process only downloads and its peak RSS (``getrusage``)
+is the downloader's: list, describe and plan, then a verified, atomic, streamed write
+(fsync included) through :func:`client.downloader.execute`.  The moto server is a
+separate process too, and holds the object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import os
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from bench.s3_bench import MB, cpu_seconds, generated_file, peak_rss_mib
+from client.download_plan import plan_downloads
+from client.downloader import LogProgress, describe_objects, execute
+from devstack.stack import DevStack
+from settings import load_settings, parse_size
+from storage.s3 import ensure_bucket, make_s3_client, object_key, object_metadata, upload_stream
+
+SOURCE, PATH = "bench", "large.bin"
+
+
+def upload(bucket: str, size: int) -> None:
+    """Runs in a child process: the upload's part buffer must not count against the downloader's RSS."""
+    settings = load_settings()
+    client = make_s3_client(1)
+    ensure_bucket(client, bucket)
+    upload_stream(
+        client,
+        bucket,
+        object_key(settings.s3_prefix, SOURCE, PATH),
+        generated_file(size, os.urandom(1024**2)),
+        size,
+        object_metadata(SOURCE, PATH, 1, "0" * 64, size),
+        multipart_threshold=settings.s3_multipart_threshold,
+        part_size=settings.s3_part_size,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=parse_size, default=parse_size("2GiB"))
+    parser.add_argument("--jobs", type=int, default=1)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = load_settings()
+    bucket = f"bench-{uuid.uuid4().hex[:8]}"
+
+    with tempfile.TemporaryDirectory() as work, DevStack(log_dir=Path(work) / "logs") as stack:
+        os.environ.update({name: value for name, value in stack.env().items() if name.startswith("AWS_")})
+        uploader = multiprocessing.get_context("spawn").Process(target=upload, args=(bucket, args.size))
+        uploader.start()
+        uploader.join()
+        if uploader.exitcode != 0:
+            raise SystemExit(f"the upload failed with exit code {uploader.exitcode}")
+
+        client = make_s3_client(args.jobs)
+        rss_before = peak_rss_mib()
+        cpu_before = cpu_seconds()
+        started = time.perf_counter()
+        plan = plan_downloads(
+            describe_objects(client, bucket, [object_key(settings.s3_prefix, SOURCE, PATH)], jobs=args.jobs),
+            bucket_prefix=settings.s3_prefix,
+            dest=Path(work) / "out",
+            layout="mirror",
+            overwrite=False,
+            exists=os.path.lexists,
+        )
+        report = execute(plan, client, bucket, jobs=args.jobs, progress=LogProgress(plan), stop=threading.Event())
+        elapsed = time.perf_counter() - started
+        cpu = cpu_seconds() - cpu_before
+        if report.written != [plan.downloads[0].destination]:
+            raise SystemExit(f"the download failed: {report.failed}")
+        written = report.written[0].stat().st_size
+
+    print(f"downloaded {written:,} bytes, CRC32 verified, fsynced and renamed into place")
+    print(f"download: {elapsed:.1f} s, {written / elapsed / MB:,.0f} MB/s (moto on loopback)")
+    print(f"downloader CPU: {cpu:.1f} s")
+    print(f"peak RSS: {peak_rss_mib():,.0f} MiB (before the download {rss_before:,.0f} MiB)")
+
+
+if __name__ == "__main__":
+    main()
