@@ -1,0 +1,67 @@
+"""Create filestream's topics with the configured partition count before any client touches them.
+
+A metadata request for an unknown topic makes the development broker (and a Kafka
+broker with ``auto.create.topics.enable``) create it with its own default partition
+count, after which Faust crash-loops on ``PartitionsMismatch``.  So uploaders and
+workers call :func:`ensure_topics` first, and an existing topic with the wrong
+partition count is reported instead of being used.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError, for_code
+
+from settings import PREFIX, Settings
+
+log = logging.getLogger(__name__)
+
+
+class TopicMismatch(RuntimeError):
+    """A filestream topic exists with a partition count other than the configured one."""
+
+
+def topic_names(settings: Settings) -> tuple[str, ...]:
+    return (settings.chunks_topic, settings.completed_topic, settings.metadata_topic)
+
+
+def new_topics(settings: Settings) -> list[NewTopic]:
+    # A chunk record is bigger than Kafka's default 1 MiB topic message limit; the other
+    # topics get the same limit so one rule covers every topic filestream creates.
+    config = {"max.message.bytes": str(settings.max_message_bytes)}
+    return [
+        NewTopic(name, settings.partitions, settings.replication_factor, topic_configs=config)
+        for name in topic_names(settings)
+    ]
+
+
+async def ensure_topics(settings: Settings, *, request_timeout: float = 30.0) -> None:
+    """Create the chunks, completed and metadata topics unless they exist; check their partition counts.
+
+    Raises :class:`TopicMismatch` for a topic with the wrong partition count and the
+    ``aiokafka`` error for anything else the broker refuses (connection errors included).
+    """
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers,
+        request_timeout_ms=int(request_timeout * 1000),
+    )
+    await admin.start()
+    try:
+        response = await admin.create_topics(new_topics(settings))
+        for topic, error_code, *_ in response.topic_errors:
+            if error_code == 0:
+                log.info("created topic %s (%d partitions)", topic, settings.partitions)
+            elif error_code != TopicAlreadyExistsError.errno:
+                raise for_code(error_code)(f"cannot create topic {topic}")
+        descriptions = await admin.describe_topics(list(topic_names(settings)))
+    finally:
+        await admin.close()
+    for description in descriptions:
+        found = len(description["partitions"])
+        if found != settings.partitions:
+            raise TopicMismatch(
+                f"topic {description['topic']} has {found} partitions but {PREFIX}PARTITIONS is "
+                f"{settings.partitions}; delete the topic or change the setting"
+            )

@@ -1,0 +1,1 @@
+"""Faust command-line commands (``faust -A app COMMAND``), registered by importing them from ``app.py``."""
