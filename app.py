@@ -11,7 +11,6 @@ import sys
 
 import faust
 
-from models.events import FileEvent
 from settings import SettingsError, load_settings
 
 try:
@@ -73,8 +72,9 @@ chunks_topic = app.topic(
 completed_topic = app.topic(
     settings.completed_topic,
     key_type=bytes,
-    value_type=FileEvent,
+    value_type=bytes,  # FileEvent JSON, decoded by each consumer (models.events.decode_event)
     key_serializer="raw",
+    value_serializer="raw",
     partitions=settings.partitions,
     internal=True,
 )
@@ -104,7 +104,10 @@ async def declare_topics() -> None:
 @app.page("/filestream/health/")
 async def health(web, request):
     """Readiness for load balancers and test harnesses: ready once partitions are assigned and tables restored."""
-    assignment = app.consumer.assignment()
+    try:
+        assignment = app.consumer.assignment()
+    except Exception:  # the consumer is not started yet; nothing is assigned
+        assignment = set()
     assigned = sorted(tp.partition for tp in assignment if tp.topic == settings.chunks_topic)
     recovering = bool(app.in_recovery)
     rebalancing = bool(app.rebalancing)
@@ -124,3 +127,8 @@ import agents.reassembly  # noqa: E402,F401
 import agents.expiry  # noqa: E402,F401
 import views  # noqa: E402,F401
 import commands.upload  # noqa: E402,F401  (registers the upload command)
+import agents.s3_transfer  # noqa: E402,F401
+import commands.transfers  # noqa: E402,F401  (registers the transfers command)
+import commands.download  # noqa: E402,F401  (registers the download command)
+import agents.processors  # noqa: E402,F401  (FILESTREAM_PROCESSORS, the metadata reproducer: an agent each)
+import commands.reprocess  # noqa: E402,F401  (registers the reprocess command)

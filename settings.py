@@ -128,6 +128,17 @@ def parse_text(text: str) -> str:
     return text
 
 
+_MODULE_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
+def parse_module_names(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    for name in names:
+        if not _MODULE_RE.match(name):
+            raise ValueError(f"expected importable module names such as examples.csv_stats, got {name!r}")
+    return names
+
+
 @dataclass(frozen=True)
 class Setting:
     """One environment variable: its name after the prefix, default, parser and meaning."""
@@ -151,6 +162,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("chunks_topic", "filestream-chunks", parse_topic, "Topic carrying file chunks."),
     Setting("completed_topic", "filestream-completed", parse_topic, "Topic of completed and failed file events."),
     Setting("metadata_topic", "filestream-metadata", parse_topic, "Topic of per-file JSON metadata messages."),
+    Setting(
+        "metadata_enabled",
+        "true",
+        parse_bool,
+        "Publish a JSON metadata message per completed file on the metadata topic. Needs FILESTREAM_WRITE_OUTPUT.",
+    ),
+    Setting(
+        "processors",
+        "",
+        parse_module_names,
+        "Modules of user processors and reproducers, comma-separated (e.g. examples.csv_stats), imported by the app.",
+    ),
     Setting("partitions", "8", parse_count, "Partitions of every filestream topic (the unit of scale-out)."),
     Setting("replication_factor", "1", parse_count, "Replication factor of the topics filestream creates."),
     Setting("chunk_size", "1MiB", parse_size, "Payload bytes per chunk record."),
@@ -209,6 +232,8 @@ class Settings:
     chunks_topic: str
     completed_topic: str
     metadata_topic: str
+    metadata_enabled: bool
+    processors: tuple[str, ...]
     partitions: int
     replication_factor: int
     chunk_size: int

@@ -6,8 +6,11 @@ import hashlib
 import time
 
 from app import app
+from processors.api import registry
 from tables.assembly import AssemblyState
 from tables.files import assemblies, payloads
+from tables.processor_results import iter_results
+from tables.transfers import iter_transfers
 
 MAX_LIMIT = 1000
 
@@ -73,3 +76,52 @@ async def tables_digest(web, request):
             count += 1
         result[name] = {"entries": count, "digest": f"{total:064x}"}
     return web.json(result)
+
+
+@app.page("/filestream/transfers/")
+async def transfers_view(web, request):
+    """S3 transfer records of this worker's partitions: ``?state=failed&limit=100&offset=0``; 503 while restoring.
+
+    The ``transfers`` command pages through this view: a command cannot open a running worker's RocksDB.
+    """
+    if app.in_recovery:
+        return web.json({"error": "tables are being restored; ask again shortly"}, status=503)
+    limit, offset = _page_bounds(request)
+    wanted_state = request.query.get("state")
+    rows = []
+    matched = 0
+    for _, record in iter_transfers():
+        if wanted_state and record.transfer.state.value != wanted_state:
+            continue
+        if offset <= matched < offset + limit:
+            rows.append(record.summary())
+        matched += 1
+    return web.json({"total": matched, "offset": offset, "limit": limit, "transfers": rows})
+
+
+@app.page("/filestream/processors/")
+async def processors_view(web, request):
+    """Processor outcomes of this worker's partitions; 503 while restoring.
+
+    ``?processor=NAME&status=failed&limit=100&offset=0``; ``registered`` lists the processors
+    and reproducers this worker runs.
+    """
+    if app.in_recovery:
+        return web.json({"error": "tables are being restored; ask again shortly"}, status=503)
+    limit, offset = _page_bounds(request)
+    wanted_processor = request.query.get("processor")
+    wanted_status = request.query.get("status")
+    rows = []
+    matched = 0
+    for result in iter_results():
+        if wanted_processor and result.processor != wanted_processor:
+            continue
+        if wanted_status and result.status.value != wanted_status:
+            continue
+        if offset <= matched < offset + limit:
+            rows.append(result.summary())
+        matched += 1
+    registered = [
+        {"name": r.name, "kind": r.kind.value, "match": r.match.pattern, "topic": r.topic} for r in registry
+    ]
+    return web.json({"registered": registered, "total": matched, "offset": offset, "limit": limit, "results": rows})

@@ -23,6 +23,7 @@ from models.identity import FileId
 from storage.local import AtomicFile, UnsafeDestination, safe_destination
 from tables.assembly import Action, AssemblyState, Status, decide
 from tables.files import delete_payloads, iter_payloads, load_state, payload_key, payloads, save_state
+from tables.payload_holds import payload_holders
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +117,13 @@ async def publish_failure(file_id: FileId, state: AssemblyState, reason: str) ->
 
 
 async def _finish(file_id: FileId, state: AssemblyState, status: str, reason: Optional[str], path: Optional[Path]) -> None:
-    """Publish the outcome, wait for the broker's ack, then release the payloads and record it."""
+    """Publish the outcome, wait for the broker's ack, then release the payloads and record it.
+
+    A completed generation's payloads stay while downstream consumers read them
+    (tables/payload_holds.py); the event names their epoch, and the last holder deletes them.
+    """
     now = time.time()
+    retained = status == COMPLETED and bool(payload_holders(settings))
     event = FileEvent(
         status=status,
         source=file_id.source,
@@ -130,10 +136,12 @@ async def _finish(file_id: FileId, state: AssemblyState, status: str, reason: Op
         finished_at=now,
         reason=reason,
         output_path=str(path) if path else None,
+        payload_epoch=state.epoch if retained else None,
     )
     key = file_id.key
-    await (await completed_topic.send(key=key, value=event, partition=state.partition))
-    delete_payloads(key, state.epoch, state.received_indices())
+    await (await completed_topic.send(key=key, value=event.dumps(), partition=state.partition))
+    if not retained:
+        delete_payloads(key, state.epoch, state.received_indices())
     state.finish(Status.COMPLETED if status == COMPLETED else Status.FAILED, now, reason)
     save_state(key, state)
 

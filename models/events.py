@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Optional
 
 import faust
 
 from models.identity import FileId
 
+log = logging.getLogger(__name__)
+
 COMPLETED = "completed"
 FAILED = "failed"
 
 
-class FileEvent(faust.Record, serializer="orjson"):
+class FileEvent(faust.Record, serializer="orjson", validation=True):
     """Keyed by the file identity, on the partition of the file's chunks.
 
     ``output_path`` is set when the worker wrote the file into its output directory.
@@ -40,3 +43,18 @@ class FileEvent(faust.Record, serializer="orjson"):
     @property
     def completed(self) -> bool:
         return self.status == COMPLETED
+
+
+def decode_event(value: Optional[bytes], consumer: str) -> Optional[FileEvent]:
+    """The event in a completed-topic message, or None (logged) for a message that is not one.
+
+    The topic carries raw bytes and every consumer decodes them itself, so one malformed
+    message is skipped by each consumer instead of stopping all of them.
+    """
+    try:
+        event = FileEvent.loads(value)
+        event.file_id  # validates the identity
+    except Exception as exc:  # anything a hostile message can raise in decoding is a rejection
+        log.warning("%s: skipped a malformed completed-files message (%r): %s", consumer, (value or b"")[:120], exc)
+        return None
+    return event

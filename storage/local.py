@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from pathlib import Path
@@ -32,7 +33,8 @@ class AtomicFile:
     def __init__(self, dest: Path) -> None:
         self.dest = dest
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(prefix=f".{dest.name[:100]}.", suffix=".part", dir=dest.parent)
+        self._temp_prefix = f".{dest.name[:100]}."
+        fd, temp_name = tempfile.mkstemp(prefix=self._temp_prefix, suffix=".part", dir=dest.parent)
         self.temp_path = Path(temp_name)
         # mkstemp creates 0600; the finished file gets the mode any newly created file would.
         os.fchmod(fd, 0o666 & ~_UMASK)
@@ -49,6 +51,17 @@ class AtomicFile:
         os.replace(self.temp_path, self.dest)
         _fsync_directory(self.dest.parent)
         self.committed = True
+        self._remove_abandoned_temp_files()
+
+    def _remove_abandoned_temp_files(self) -> None:
+        """Temp files of earlier writes of this destination that a killed process left behind.
+
+        Only one writer at a time works on a destination (the worker owning the file's
+        partition, or one download job), so once this write has landed, any other temp
+        file of the same destination belongs to a write that will never finish.
+        """
+        for leftover in self.dest.parent.glob(glob.escape(self._temp_prefix) + "*.part"):
+            leftover.unlink(missing_ok=True)
 
     def discard(self) -> None:
         if not self._file.closed:

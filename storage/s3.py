@@ -1,4 +1,4 @@
-"""S3 objects: a streaming upload S3 itself checks, verification without a download, cleanup.
+"""S3 objects: a streaming upload S3 itself checks, verification without a download, a checked download, cleanup.
 
 Synchronous boto3 calls; the transfer agent runs them in executor threads so the
 worker keeps heartbeating.  Endpoint and credentials come only from the standard
@@ -114,6 +114,10 @@ class S3RequestFailed(S3Error):
         self.retryable = retryable
 
 
+class ObjectVerificationFailed(S3Error):
+    """Downloaded bytes differ from the object's stored size or full-object CRC32, or it has no such CRC32."""
+
+
 class UploadSizeMismatch(ValueError):
     """The parts held another number of bytes than the file's declared size."""
 
@@ -135,6 +139,23 @@ class UploadResult:
 class Verification:
     ok: bool
     reason: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One object as HeadObject describes it: enough to plan its download and to verify the bytes."""
+
+    key: str
+    size: int
+    etag: str
+    last_modified: datetime
+    checksum: Optional[str]  # ChecksumCRC32 as stored, base64
+    checksum_type: Optional[str]
+
+    @property
+    def checksum_problem(self) -> Optional[str]:
+        """Why the stored checksum cannot verify a download of the whole object; None if it can."""
+        return full_object_checksum_problem(self.checksum, self.checksum_type)
 
 
 def make_s3_client(
@@ -165,11 +186,16 @@ def make_s3_client(
     return boto3.client("s3", config=config)
 
 
+def key_folder(prefix: str) -> str:
+    """The prefix as it starts every object key: ``"a/b/"`` for ``"/a/b"``, ``""`` for no prefix."""
+    return "".join(f"{segment}/" for segment in prefix.split("/") if segment)
+
+
 def object_key(prefix: str, source: str, path: str) -> str:
     """``prefix/source/path``; the prefix is a folder, with or without slashes around it."""
     validate_source(source)
     validate_relative_path(path)
-    key = "/".join([*(segment for segment in prefix.split("/") if segment), source, path])
+    key = f"{key_folder(prefix)}{source}/{path}"
     if len(key.encode("utf-8")) > MAX_KEY_BYTES:
         raise ObjectKeyTooLong(f"object key for {source}/{path[:80]}... is longer than S3's {MAX_KEY_BYTES} bytes")
     return key
@@ -225,6 +251,8 @@ def translate_error(exc: Exception, bucket: str, key: Optional[str] = None) -> S
         return S3AccessDenied(f"access denied ({detail}); check the AWS credentials and the bucket policy")
     if code in _CHECKSUM_CODES or (code == "InvalidRequest" and "checksum" in message.lower()):
         return S3ChecksumMismatch(f"S3 refused the checksum ({detail})")
+    if code == "PreconditionFailed":
+        return S3RequestFailed(f"the object was replaced since it was looked at ({detail})", retryable=True)
     return S3RequestFailed(f"S3 request failed ({detail})", retryable=status >= 500 or code in _RETRYABLE_CODES)
 
 
@@ -331,13 +359,79 @@ def verify_object(client: BaseClient, bucket: str, key: str, *, size: int, check
     if head["ContentLength"] != size:
         return Verification(False, f"size {head['ContentLength']}, expected {size}")
     stored = head.get("ChecksumCRC32")
-    if stored is None:
-        return Verification(False, "no CRC32 checksum stored with the object")
-    if "-" in stored or head.get("ChecksumType") == "COMPOSITE":
-        return Verification(False, f"composite multipart checksum {stored}, not a full-object CRC32")
+    problem = full_object_checksum_problem(stored, head.get("ChecksumType"))
+    if problem is not None:
+        return Verification(False, problem)
     if stored != checksum:
         return Verification(False, f"CRC32 {stored}, expected {checksum}")
     return Verification(True)
+
+
+def full_object_checksum_problem(checksum: Optional[str], checksum_type: Optional[str]) -> Optional[str]:
+    """Why a stored ChecksumCRC32 (and ChecksumType) is not the CRC32 of the whole object; None if it is."""
+    if checksum is None:
+        return "no CRC32 checksum stored with the object"
+    if "-" in checksum or checksum_type == "COMPOSITE":
+        return f"composite multipart checksum {checksum}, not a full-object CRC32"
+    return None
+
+
+def list_keys(client: BaseClient, bucket: str, prefix: str) -> Iterator[str]:
+    """Every key under ``prefix`` (a plain string prefix), in S3's order: ascending UTF-8 bytes."""
+    with translated_errors(bucket):
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for entry in page.get("Contents", []):
+                yield entry["Key"]
+
+
+def describe_object(client: BaseClient, bucket: str, key: str) -> Optional[StoredObject]:
+    """The object's size, version (ETag) and stored checksum from HeadObject; None if there is no such object."""
+    head = _head(client, bucket, key, ChecksumMode="ENABLED")
+    if head is None:
+        return None
+    return StoredObject(
+        key=key,
+        size=head["ContentLength"],
+        etag=head["ETag"],
+        last_modified=head["LastModified"],
+        checksum=head.get("ChecksumCRC32"),
+        checksum_type=head.get("ChecksumType"),
+    )
+
+
+def read_verified(client: BaseClient, bucket: str, stored: StoredObject, *, piece_size: int) -> Iterator[bytes]:
+    """The bytes of the object ``stored`` describes, in pieces of at most ``piece_size``, verified at the end.
+
+    GetObject asks for the ETag HeadObject saw, so the bytes are the ones the stored checksum
+    describes (a replaced object fails with a retryable :class:`S3RequestFailed`).  After the
+    last piece, their count and CRC32 are compared with ``stored``: a mismatch raises
+    :class:`ObjectVerificationFailed`, so a consumer that keeps what it read only once the
+    iteration has ended never keeps unverified bytes.  An object without a full-object CRC32
+    is refused before anything is read.
+    """
+    where = f"s3://{bucket}/{stored.key}"
+    problem = stored.checksum_problem
+    if problem is not None:
+        raise ObjectVerificationFailed(f"{where} cannot be verified: {problem}")
+    with translated_errors(bucket, stored.key):
+        # No ChecksumMode: the CRC32 is computed here, and botocore would compute it a second time.
+        body = client.get_object(Bucket=bucket, Key=stored.key, IfMatch=stored.etag)["Body"]
+    crc = 0
+    received = 0
+    try:
+        with translated_errors(bucket, stored.key):
+            while piece := body.read(piece_size):
+                crc = zlib.crc32(piece, crc)
+                received += len(piece)
+                yield piece
+    finally:
+        body.close()
+    checksum = crc32_base64(crc)
+    if received != stored.size or checksum != stored.checksum:
+        raise ObjectVerificationFailed(
+            f"{where}: read {received} bytes with CRC32 {checksum}, "
+            f"the object holds {stored.size} bytes with CRC32 {stored.checksum}"
+        )
 
 
 def head_generation(client: BaseClient, bucket: str, key: str) -> Optional[int]:

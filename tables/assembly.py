@@ -89,6 +89,8 @@ class AssemblyState:
             self.received_count -= 1
 
     def received_indices(self) -> list[int]:
+        if self.status is not Status.ASSEMBLING:
+            return []  # finish() dropped the bitmap; a completed generation's payloads are its holders' to release
         return [index for index in range(self.chunk_count) if self.has(index)]
 
     @property

@@ -23,7 +23,7 @@ _ROCKSDB_OPTIONS = {
 _EPOCH_AND_INDEX = struct.Struct(">II")
 
 
-def _bytes_table(name: str, help: str, recovery_buffer_size: int):
+def bytes_table(name: str, help: str, recovery_buffer_size: int):
     return app.Table(
         name,
         key_type=bytes,  # bytes types make Faust store and log keys and values raw
@@ -36,9 +36,9 @@ def _bytes_table(name: str, help: str, recovery_buffer_size: int):
     )
 
 
-assemblies = _bytes_table("assemblies", "Per-file assembly state (tables.assembly.AssemblyState)", 1000)
+assemblies = bytes_table("assemblies", "Per-file assembly state (tables.assembly.AssemblyState)", 1000)
 # Recovery buffers whole changelog records in memory: with chunk-sized values, keep it short.
-payloads = _bytes_table("payloads", "Chunk payloads of files being assembled or still needed downstream", 16)
+payloads = bytes_table("payloads", "Chunk payloads of files being assembled or still needed downstream", 16)
 
 
 def payload_key(file_key: bytes, epoch: int, index: int) -> bytes:

@@ -57,6 +57,8 @@ def test_fresh_worker_restores_every_table_entry_from_the_changelog(start_worker
     output = Path(pipeline["FILESTREAM_OUTPUT_DIR"]) / "lab"
     wait_for_files(output, finished, workers=[first])
     poll(lambda: files_total(first, "assembling") == 200, 60, "200 partial files on the first worker")
+    # A finished file's payloads stay until its S3 transfer is valid.
+    poll(lambda: first.get_json("/filestream/tables/digest/")["payloads"]["entries"] == 400, 30, "S3 to release payloads")
     before = first.get_json("/filestream/tables/digest/")
     assert before["assemblies"]["entries"] == 220
     assert before["payloads"]["entries"] == 400

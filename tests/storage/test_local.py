@@ -43,3 +43,16 @@ def test_symlinked_directory_leading_outside_is_refused(tmp_path):
     with pytest.raises(UnsafeDestination):
         safe_destination(output, FileId("lab", "link/file.txt"))
     assert safe_destination(output, FileId("lab", "ok/file.txt")) == output / "lab" / "ok" / "file.txt"
+
+
+def test_commit_removes_temp_files_a_killed_writer_left(tmp_path):
+    dest = tmp_path / "data[1].bin"
+    abandoned = AtomicFile(dest)
+    abandoned.write(b"half")
+    abandoned._file.close()  # as if the process had been killed mid-write
+    unrelated = tmp_path / ".other.bin.x.part"
+    unrelated.write_bytes(b"another file's write")
+    with AtomicFile(dest) as sink:
+        sink.write(b"whole")
+        sink.commit()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.bin.x.part", "data[1].bin"]

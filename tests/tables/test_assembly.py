@@ -72,6 +72,7 @@ class TestExplicitGenerations:
         state.finish(Status.COMPLETED, now=2.0)
         second = make_chunks(b"version two!", generation=2)
         assert decide(state, second[2]).action is Action.RESET
+        assert state.received_indices() == []  # the reset deletes nothing of the finished generation
 
 
 class TestDirectionalPolicyWithoutGenerations:

@@ -1,0 +1,319 @@
+"""S3 transfer through the real broker, real worker processes and a real moto S3 server."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import os
+import subprocess
+import time
+import zlib
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import unquote
+
+import boto3
+import pytest
+
+from devstack.processes import ManagedProcess, child_env, free_port
+from devstack.stack import DEV_AWS_CREDENTIALS, HOST, moto_server_argv
+from models.chunk import encode_chunk
+from models.events import COMPLETED, FileEvent
+from models.identity import FileId
+from storage.s3 import crc32_base64
+from tests.chunks import make_chunks
+from devstack.worker import FAUST, PROJECT_ROOT
+from tests.harness import produce_chunks, wait_for_files
+
+pytestmark = pytest.mark.e2e
+
+MiB = 1024**2
+CHUNK = 256 * 1024
+# Small parts, so a file of a few MiB goes up in several; quick retries, so an outage test is short.
+S3_OVERRIDES = {
+    "FILESTREAM_S3_PART_SIZE": "5MiB",
+    "FILESTREAM_S3_MULTIPART_THRESHOLD": "5MiB",
+    "FILESTREAM_S3_RETRY_BACKOFF": "0.5",
+    "FILESTREAM_S3_RETRY_BACKOFF_MAX": "2",
+}
+
+
+@pytest.fixture
+def s3_pipeline(pipeline: dict[str, str]) -> dict[str, str]:
+    pipeline.update(S3_OVERRIDES)
+    return pipeline
+
+
+def s3_client(endpoint: str):
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=DEV_AWS_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=DEV_AWS_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def messages_for(files: dict[str, bytes], generation: int = 1) -> list[tuple[bytes, bytes]]:
+    return [
+        (FileId(c.source, c.path).key, encode_chunk(c))
+        for name, data in files.items()
+        for c in make_chunks(data, path=name, chunk_size=CHUNK, generation=generation)
+    ]
+
+
+def poll(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value {last!r}")
+
+
+def transfers(worker, state: str | None = None) -> list[dict]:
+    query = f"?state={state}&limit=1000" if state else "?limit=1000"
+    try:
+        return worker.get_json(f"/filestream/transfers/{query}")["transfers"]
+    except OSError:
+        return []
+
+
+def wait_valid(worker, names: set[str], timeout: float = 60.0) -> dict[str, dict]:
+    def all_valid():
+        valid = {row["file_id"].removeprefix("lab/"): row for row in transfers(worker, "valid")}
+        return valid if names <= set(valid) else None
+
+    try:
+        return poll(all_valid, timeout, f"{len(names)} valid transfers")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nrecords: {transfers(worker)}\n{worker.log_tail(40)}") from None
+
+
+def payload_entries(worker) -> int:
+    return worker.get_json("/filestream/tables/digest/")["payloads"]["entries"]
+
+
+def assert_object(client, bucket: str, name: str, data: bytes, generation: int = 1) -> None:
+    key = f"lab/{name}"
+    head = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    assert head["ContentLength"] == len(data)
+    assert head["ChecksumCRC32"] == crc32_base64(zlib.crc32(data))
+    assert head["Metadata"]["filestream-sha256"] == hashlib.sha256(data).hexdigest()
+    assert head["Metadata"]["filestream-generation"] == str(generation)
+    assert head["Metadata"]["filestream-source"] == "lab"
+    assert unquote(head["Metadata"]["filestream-path"]) == name
+    assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == data
+
+
+async def produce_events(env: dict[str, str], events: list[FileEvent]) -> None:
+    """Completed-file events sent directly, as a redelivery or a late stale event would arrive."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=env["FILESTREAM_BROKER"].removeprefix("kafka://"), acks="all")
+    await producer.start()
+    try:
+        for event in events:
+            await producer.send_and_wait(env["FILESTREAM_COMPLETED_TOPIC"], key=event.file_id.key, value=event.dumps())
+    finally:
+        await producer.stop()
+
+
+def test_files_land_verified_with_metadata_and_their_payloads_are_released(start_worker, s3_pipeline, dev_stack):
+    files = {
+        "empty.bin": b"",
+        "small.txt": os.urandom(1000),
+        "one-chunk.bin": os.urandom(CHUNK),
+        "below-threshold.bin": os.urandom(5 * MiB - 1),
+        "multipart.bin": os.urandom(12 * MiB + 3),
+    }
+    worker = start_worker()
+    worker.wait_ready()
+    asyncio.run(produce_chunks(s3_pipeline, messages_for(files)))
+
+    records = wait_valid(worker, set(files))
+    client = s3_client(dev_stack.s3_url)
+    bucket = s3_pipeline["FILESTREAM_S3_BUCKET"]
+    for name, data in files.items():
+        assert_object(client, bucket, name, data)
+        assert records[name]["checksum"] == crc32_base64(zlib.crc32(data))
+        assert records[name]["retries"] == 0
+    assert f"{12 * MiB + 3} bytes in 3 part(s)" in worker.log_tail(300)
+    assert f"{5 * MiB - 1} bytes in 1 part(s)" in worker.log_tail(300)
+    poll(lambda: payload_entries(worker) == 0, 30, "the payloads to be released")
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_newer_generation_replaces_the_object_and_stale_or_repeated_events_change_nothing(
+    start_worker, s3_pipeline, dev_stack
+):
+    old, new = os.urandom(3 * CHUNK), os.urandom(2 * CHUNK + 5)
+    worker = start_worker()
+    worker.wait_ready()
+    asyncio.run(produce_chunks(s3_pipeline, messages_for({"edit.bin": old}, generation=1)))
+    wait_valid(worker, {"edit.bin"})
+    asyncio.run(produce_chunks(s3_pipeline, messages_for({"edit.bin": new}, generation=2)))
+    poll(lambda: [r for r in transfers(worker, "valid") if r["generation"] == 2], 60, "generation 2 valid")
+
+    def event(data: bytes, generation: int) -> FileEvent:
+        return FileEvent(
+            status=COMPLETED, source="lab", path="edit.bin", generation=generation,
+            file_hash=hashlib.sha256(data).hexdigest(), file_size=len(data), chunk_count=3,
+            first_chunk_at=time.time(), finished_at=time.time(),
+        )
+
+    asyncio.run(produce_events(s3_pipeline, [event(old, 1), event(new, 2)]))
+    poll(lambda: "nothing to do (already valid)" in worker.log_tail(300), 30, "the repeated event to be skipped")
+    log = worker.log_tail(300)
+    assert "lab/edit.bin generation 1 skipped: generation 1 is older than the recorded 2" in log
+    assert "generation 2 supersedes 1" in log
+    assert_object(s3_client(dev_stack.s3_url), s3_pipeline["FILESTREAM_S3_BUCKET"], "edit.bin", new, generation=2)
+    assert payload_entries(worker) == 0
+
+
+def test_worker_killed_during_a_multipart_upload_finishes_it_after_restart(start_worker, s3_pipeline, dev_stack):
+    data = os.urandom(60 * MiB)
+    client = s3_client(dev_stack.s3_url)
+    bucket = s3_pipeline["FILESTREAM_S3_BUCKET"]
+    worker = start_worker("doomed")
+    worker.wait_ready()
+    asyncio.run(produce_chunks(s3_pipeline, messages_for({"big.bin": data})))
+
+    poll(lambda: transfers(worker, "transferring"), 60, "the transfer to start", interval=0.05)
+    poll(lambda: client.list_multipart_uploads(Bucket=bucket).get("Uploads"), 30, "a multipart upload", interval=0.05)
+    worker.kill()
+
+    restarted = start_worker("doomed")
+    restarted.wait_ready(timeout=120)
+    record = wait_valid(restarted, {"big.bin"}, timeout=90)["big.bin"]
+    assert record["retries"] == 1
+    assert "interrupted: the worker stopped during the transfer" in restarted.log_tail(400)
+    assert_object(client, bucket, "big.bin", data)
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    poll(lambda: payload_entries(restarted) == 0, 30, "the payloads to be released")
+
+
+def test_a_missing_bucket_fails_each_file_with_a_clear_reason_and_the_worker_carries_on(
+    start_worker, s3_pipeline, dev_stack
+):
+    s3_pipeline["FILESTREAM_S3_MAX_RETRIES"] = "1"
+    worker = start_worker()
+    worker.wait_ready()
+    s3_client(dev_stack.s3_url).delete_bucket(Bucket=s3_pipeline["FILESTREAM_S3_BUCKET"])
+    files = {"nowhere/a.bin": os.urandom(1000), "nowhere/b.bin": os.urandom(6 * MiB)}
+    asyncio.run(produce_chunks(s3_pipeline, messages_for(files)))
+
+    def given_up():
+        failed = [r for r in transfers(worker, "failed") if r["retries"] == 1 and r["next_attempt_at"] is None]
+        return failed if len(failed) == len(files) else None
+
+    for record in poll(given_up, 60, "both transfers to fail for good"):
+        assert record["message"].startswith("S3BucketMissing: bucket ") and "does not exist" in record["message"]
+    poll(lambda: payload_entries(worker) == 0, 30, "the payloads of the given-up transfers to be released")
+    assert worker.process.alive()
+    assert "given up" in worker.log_tail(200)
+
+
+class OwnS3:
+    """A moto server of one test's own, which it may stop and start again (the session's is shared)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://{HOST}:{self.port}"
+        self.log_dir = log_dir
+        self.server: ManagedProcess | None = None
+
+    def start(self) -> None:
+        self.server = ManagedProcess("own-s3", moto_server_argv(self.port), log_path=self.log_dir / "own-s3.log")
+        self.server.wait_for_port(HOST, self.port)
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.stop()
+
+
+@pytest.fixture
+def own_s3(tmp_path: Path):
+    s3 = OwnS3(tmp_path)
+    s3.start()
+    yield s3
+    s3.stop()
+
+
+def test_s3_outage_fails_transfers_with_the_reason_and_they_recover_without_using_up_retries(
+    start_worker, s3_pipeline, own_s3
+):
+    # Few retries: an outage that used them up would soon fail these files for good.
+    s3_pipeline.update({"AWS_ENDPOINT_URL_S3": own_s3.url, "FILESTREAM_S3_MAX_RETRIES": "2"})
+    bucket = s3_pipeline["FILESTREAM_S3_BUCKET"]
+    worker = start_worker()
+    worker.wait_ready()
+    before = {"before.bin": os.urandom(1000)}
+    asyncio.run(produce_chunks(s3_pipeline, messages_for(before)))
+    wait_valid(worker, set(before))
+
+    own_s3.stop()
+    during = {"during/a.bin": os.urandom(CHUNK + 1), "during/b.bin": os.urandom(7 * MiB), "during/c.txt": b"c"}
+    asyncio.run(produce_chunks(s3_pipeline, messages_for(during)))
+    # The worker keeps consuming: the files are reassembled while S3 is away.
+    wait_for_files(Path(s3_pipeline["FILESTREAM_OUTPUT_DIR"]) / "lab", during, workers=[worker])
+
+    def failed_unreachable():
+        failed = [r for r in transfers(worker, "failed") if "S3Unreachable" in (r["message"] or "")]
+        return failed if len(failed) == len(during) else None
+
+    retry_due_at = max(r["next_attempt_at"] for r in poll(failed_unreachable, 60, "every transfer to fail as unreachable"))
+    poll(lambda: time.time() > retry_due_at + 2, 10, "the retries to fall due while S3 is still away")
+    assert [(r["state"], r["retries"]) for r in failed_unreachable()] == [("failed", 0)] * len(during)
+    assert "retries wait for it without using up their count" in worker.log_tail(200)
+
+    # moto keeps nothing across a restart; a real S3 comes back with its bucket.
+    own_s3.start()
+    s3_client(own_s3.url).create_bucket(Bucket=bucket)
+    records = wait_valid(worker, set(during) | set(before), timeout=60)
+    client = s3_client(own_s3.url)
+    for name, data in during.items():
+        # One retry, or two if one ran before the test had recreated the bucket.
+        assert records[name]["retries"] in (1, 2)
+        assert_object(client, bucket, name, data)
+    poll(lambda: payload_entries(worker) == 0, 30, "the payloads to be released")
+    assert worker.process.alive()
+
+
+def test_transfers_command_writes_csv_and_counts_per_state(start_worker, s3_pipeline, tmp_path):
+    files = {f"csv/{i}.bin": os.urandom(100 * i + 1) for i in range(3)}
+    worker = start_worker()
+    worker.wait_ready()
+    asyncio.run(produce_chunks(s3_pipeline, messages_for(files)))
+    wait_valid(worker, set(files))
+
+    csv_path = tmp_path / "transfers.csv"
+    result = subprocess.run(
+        [FAUST, "-A", "app", "transfers", "--csv", str(csv_path), "--url", worker.url],
+        env=child_env(s3_pipeline),
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    with csv_path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(row["file_id"] for row in rows) == sorted(f"lab/{name}" for name in files)
+    for row in rows:
+        data = files[row["file_id"].removeprefix("lab/")]
+        assert (row["state"], row["generation"], row["size"]) == ("valid", "1", str(len(data)))
+        assert row["checksum"] == crc32_base64(zlib.crc32(data))
+    counts = dict(line.split() for line in result.stdout.splitlines() if line.split()[0] != "total")
+    assert counts == {"ready": "0", "pending": "0", "transferring": "0", "done": "0", "valid": "3", "invalid": "0", "failed": "0"}
+    assert "total  3" in result.stdout
+
+    unreachable = subprocess.run(
+        [FAUST, "-A", "app", "transfers", "--csv", str(csv_path), "--url", f"http://{HOST}:{free_port()}"],
+        env=child_env(s3_pipeline), cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert unreachable.returncode != 0
+    assert "is a worker running there?" in unreachable.stderr

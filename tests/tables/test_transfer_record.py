@@ -1,0 +1,91 @@
+import pytest
+
+from settings import load_settings
+from tables.payload_holds import S3_TRANSFER, payload_holders
+from tables.transfer_record import Step, TransferRecord, next_step
+from tables.transfer_state import State, TransferState
+
+BACKOFF = {"backoff_base": 2.0, "backoff_cap": 60.0}
+
+
+def ready(max_retries: int = 1) -> TransferState:
+    return TransferState.new("lab/a.bin", generation=4, file_hash="a" * 64, size=10, max_retries=max_retries, now=100.0)
+
+
+def transferring(**kwargs) -> TransferState:
+    return ready(**kwargs).queue(now=101.0).start_transfer(now=102.0)
+
+
+def failed(**kwargs) -> TransferState:
+    return transferring(**kwargs).fail("refused", now=110.0, **BACKOFF)
+
+
+def done() -> TransferState:
+    return transferring().transferred(checksum="yH2GHg==", now=103.0)
+
+
+def invalid() -> TransferState:
+    return done().invalidated("CRC32 differs", now=104.0)
+
+
+def record(transfer: TransferState, epoch: int | None = 2) -> TransferRecord:
+    return TransferRecord(transfer=transfer, partition=3, payload_epoch=epoch, chunk_count=7)
+
+
+@pytest.mark.parametrize(
+    "transfer, step",
+    [
+        (ready(), Step.QUEUE),
+        (ready().queue(now=101.0), Step.UPLOAD),
+        (transferring(), Step.INTERRUPTED),
+        (done(), Step.VERIFY),
+        (done().validated(now=104.0), Step.SETTLED),
+        (invalid(), Step.FRESH_UPLOAD),
+        (invalid().retry_invalid(now=105.0).start_transfer(now=106.0).transferred(checksum="x", now=107.0)
+         .invalidated("again", now=108.0), Step.SETTLED),
+        (failed(), Step.WAIT),
+        (failed(max_retries=0), Step.SETTLED),
+    ],
+    ids=["ready", "pending", "transferring", "done", "valid", "invalid", "invalid-twice", "failed", "failed-for-good"],
+)
+def test_next_step_resumes_every_state(transfer, step):
+    assert next_step(transfer, now=111.0) is step
+
+
+def test_a_failed_transfer_is_retried_once_its_backoff_is_over():
+    transfer = failed()
+    assert next_step(transfer, now=transfer.next_attempt_at - 0.01) is Step.WAIT
+    assert next_step(transfer, now=transfer.next_attempt_at) is Step.RETRY
+
+
+def test_record_round_trips_with_its_state():
+    original = record(failed())
+    restored = TransferRecord.loads(original.dumps())
+    assert restored == original
+    assert restored.transfer.state is State.FAILED
+
+
+def test_summary_is_one_flat_row():
+    row = record(done()).summary()
+    assert row["file_id"] == "lab/a.bin" and row["state"] == "done" and row["checksum"] == "yH2GHg=="
+    assert (row["partition"], row["payload_epoch"], row["chunk_count"]) == (3, 2, 7)
+
+
+def test_a_record_holds_only_its_own_epoch_until_it_settles():
+    active = record(failed())
+    assert active.holds_payloads(2)
+    assert not active.holds_payloads(1)
+    assert not active.holds_payloads(None)
+    assert not record(done().validated(now=104.0)).holds_payloads(2)
+    assert not record(failed(), epoch=None).holds_payloads(None)
+
+
+def test_moved_keeps_where_the_bytes_are():
+    moved = record(ready()).moved(ready().queue(now=101.0))
+    assert moved.transfer.state is State.PENDING
+    assert (moved.partition, moved.payload_epoch, moved.chunk_count) == (3, 2, 7)
+
+
+def test_s3_holds_completed_payloads_only_when_enabled():
+    assert payload_holders(load_settings({})) == {S3_TRANSFER}
+    assert payload_holders(load_settings({"FILESTREAM_S3_ENABLED": "false"})) == frozenset()
