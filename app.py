@@ -12,6 +12,7 @@ import sys
 import faust
 
 from settings import SettingsError, load_settings
+from tables.store import STORE_URL
 
 try:
     settings = load_settings()
@@ -19,7 +20,7 @@ except SettingsError as exc:
     # Stop before Faust starts anything; the message names the variable.
     sys.exit(f"filestream: invalid setting: {exc}")
 
-OWN_LOGGERS = ("app", "agents", "tables", "models", "client", "commands", "storage", "processors", "views", "devstack")
+OWN_LOGGERS = ("app", "agents", "tables", "models", "client", "commands", "storage", "processors", "web", "devstack")
 for _name in OWN_LOGGERS:
     logging.getLogger(_name).setLevel(settings.log_level.upper())
 
@@ -37,7 +38,7 @@ def _dev_broker_overrides() -> dict:
 app = faust.App(
     settings.app_id,
     broker=list(settings.broker),
-    store="rocksdb://",
+    store=STORE_URL,
     datadir=str(settings.data_dir),
     autodiscover=False,
     processing_guarantee="at_least_once",
@@ -46,6 +47,7 @@ app = faust.App(
     web_enabled=settings.web_enabled,
     web_port=settings.web_port,
     web_host=settings.web_host,
+    web_tables_enabled=False,  # Faust's /table/ views serve raw table values: the payloads are file contents
     broker_session_timeout=settings.session_timeout,
     broker_heartbeat_interval=settings.heartbeat_interval,
     producer_max_request_size=settings.max_message_bytes,
@@ -56,39 +58,34 @@ app = faust.App(
     stream_wait_empty=False,
     **(_dev_broker_overrides() if settings.dev_broker else {}),
 )
+# `faust worker` overrides web_enabled with its --with-web flag (on by default); this wins when the
+# setting is false, and None leaves --without-web working when it is true.
+app.boot_strategy.enable_web = settings.web_enabled or None
 
-# internal=True: the worker creates its topics with the configured partition count before it
-# subscribes (a broker that auto-creates topics would otherwise pick its own count).
-chunks_topic = app.topic(
-    settings.chunks_topic,
-    key_type=bytes,
-    value_type=bytes,
-    key_serializer="raw",
-    value_serializer="raw",
-    partitions=settings.partitions,
-    internal=True,
-)
+def file_keyed_topic(name: str):
+    """A topic of raw bytes keyed by file identity, partitioned like the chunk topic.
 
-completed_topic = app.topic(
-    settings.completed_topic,
-    key_type=bytes,
-    value_type=bytes,  # FileEvent JSON, decoded by each consumer (models.events.decode_event)
-    key_serializer="raw",
-    value_serializer="raw",
-    partitions=settings.partitions,
-    internal=True,
-)
-# Expiry ticks (agents/expiry.py): co-partitioned with the chunk topic, so a tick on partition p
-# is processed by the worker that owns partition p's files.
-ticks_topic = app.topic(
-    f"{settings.chunks_topic}-ticks",
-    key_type=bytes,
-    value_type=bytes,
-    key_serializer="raw",
-    value_serializer="raw",
-    partitions=settings.partitions,
-    internal=True,
-)
+    Same partition count, so Faust assigns partition p of every such topic (and of every
+    table's changelog) to the worker that owns partition p of the chunk topic.
+    internal=True: the worker creates the topic with that count before it subscribes (a
+    broker that auto-creates topics would otherwise pick its own count).
+    """
+    return app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+        internal=True,
+    )
+
+
+chunks_topic = file_keyed_topic(settings.chunks_topic)
+# FileEvent JSON, decoded by each consumer (models.events.decode_event)
+completed_topic = file_keyed_topic(settings.completed_topic)
+# Expiry ticks (agents/expiry.py): a tick on partition p reaches the worker that owns p's files.
+ticks_topic = file_keyed_topic(f"{settings.chunks_topic}-ticks")
 
 # Faust declares a topic when an agent subscribes to it; these are also declared at start, so a
 # topic this worker only produces to is never created by a broker's auto-create with another count.
@@ -124,8 +121,10 @@ async def health(web, request):
 
 # Registration: agents, tables and commands attach themselves to `app` on import.
 import agents.reassembly  # noqa: E402,F401
+if settings.openmsistream_topic:
+    import agents.openmsistream  # noqa: E402,F401  (re-keys OpenMSIStream chunks into the chunk topic)
 import agents.expiry  # noqa: E402,F401
-import views  # noqa: E402,F401
+import web.views  # noqa: E402,F401  (views, dashboard, /metrics unless FILESTREAM_VIEWS_ENABLED=false)
 import commands.upload  # noqa: E402,F401  (registers the upload command)
 import agents.s3_transfer  # noqa: E402,F401
 import commands.transfers  # noqa: E402,F401  (registers the transfers command)

@@ -28,7 +28,7 @@ from typing import Any, Optional
 
 from faust.types import TopicT
 
-from app import app, completed_topic, settings
+from app import app, completed_topic, file_keyed_topic, settings
 from models.events import FileEvent, decode_event
 from models.identity import InvalidIdentity
 from processors.api import Registration, RegistrationError, load_modules, registry
@@ -42,15 +42,7 @@ log = logging.getLogger(__name__)
 
 # Requests of `faust -A app reprocess` (commands/reprocess.py): co-partitioned with the
 # completed-files topic, so the request on partition p reaches the owner of p's records.
-reprocess_topic = app.topic(
-    f"{settings.completed_topic}-reprocess",
-    key_type=bytes,
-    value_type=bytes,
-    key_serializer="raw",
-    value_serializer="raw",
-    partitions=settings.partitions,
-    internal=True,
-)
+reprocess_topic = file_keyed_topic(f"{settings.completed_topic}-reprocess")
 result_topics: dict[str, TopicT] = {}
 _declared_topics: set[str] = set()
 

@@ -33,7 +33,8 @@ from typing import Callable, Iterable, Iterator, Optional, TypeVar
 from botocore.client import BaseClient
 
 from agents.transfer_bookkeeping import FileLocks, Probe, UnsettledTransfers
-from app import app, completed_topic, settings
+import telemetry
+from app import app, completed_topic, file_keyed_topic, settings
 from models.events import FileEvent, decode_event
 from models.identity import FileId, InvalidIdentity
 from storage.feed import feed_thread
@@ -67,15 +68,7 @@ RETRY_SCAN_INTERVAL = min(5.0, max(0.5, settings.s3_retry_backoff / 2))
 # A retry request not handled within this time (its partition moved, or it was lost) is sent again.
 RETRY_REQUEST_TTL = 60.0
 
-retry_topic = app.topic(
-    f"{settings.chunks_topic}-s3-retries",
-    key_type=bytes,
-    value_type=bytes,
-    key_serializer="raw",
-    value_serializer="raw",
-    partitions=settings.partitions,
-    internal=True,
-)
+retry_topic = file_keyed_topic(f"{settings.chunks_topic}-s3-retries")
 
 _executor = ThreadPoolExecutor(settings.s3_threads, thread_name_prefix="s3")
 _locks = FileLocks()
@@ -383,6 +376,7 @@ def record_transition(key: bytes, record: TransferRecord) -> None:
     save_transfer(key, record)
     _unsettled.note(key, record)
     transfer = record.transfer
+    telemetry.transfer_recorded(transfer)
     details = [f"attempt {transfer.retries + 1} of {transfer.max_retries + 1}"]
     if transfer.message:
         details.append(transfer.message)

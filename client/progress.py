@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from abc import ABC, abstractmethod
 import time
 from contextlib import contextmanager
 from typing import IO, Iterator
@@ -16,7 +17,7 @@ from client.uploader import FileResult, Outcome, Progress, format_size
 log = logging.getLogger(__name__)
 
 
-class _Tally:
+class _Tally(ABC):
     """Running totals; a file that turns out not to need sending leaves the planned bytes."""
 
     def __init__(self) -> None:
@@ -41,8 +42,9 @@ class _Tally:
             self.planned_bytes -= result.file.signature.size
         self._show(result)
 
+    @abstractmethod
     def _show(self, finished: FileResult | None = None) -> None:
-        raise NotImplementedError
+        """Show the totals (and the file just finished, if any)."""
 
 
 class LogProgress(_Tally):

@@ -9,6 +9,7 @@ of what arrived where; then it stops everything (or keeps running with --keep-ru
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import logging
 import shutil
@@ -17,6 +18,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer
 
 from devstack.processes import child_env
 from devstack.sample import write_sample
@@ -73,6 +77,39 @@ def _wait_for_output(sample_dir: Path, output_dir: Path, names: list[str], timeo
     return arrived
 
 
+def _wait_for_transfers(worker: Worker, files: list[str], timeout: float) -> dict[str, str]:
+    """The S3 transfer state of each file, once all are valid (or when the time is up)."""
+    deadline = time.monotonic() + timeout
+    states: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        try:
+            rows = worker.get_json("/filestream/transfers/?limit=1000")["transfers"]
+        except (OSError, KeyError, ValueError):
+            rows = []
+        states = {row["file_id"]: row["state"] for row in rows}
+        if all(states.get(name) == "valid" for name in files):
+            break
+        time.sleep(0.3)
+    return states
+
+
+async def _read_metadata(bootstrap: str, topic: str, files: list[str], timeout: float) -> dict[str, dict]:
+    """The metadata message of each file, read from the start of the metadata topic."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    messages: dict[str, dict] = {}
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not set(files) <= set(messages):
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    messages[record.key.decode()] = orjson.loads(record.value)
+    finally:
+        await consumer.stop()
+    return messages
+
+
 def run_demo(args: argparse.Namespace) -> int:
     var = args.var
     # The development broker keeps topics in memory: state left from an earlier broker is
@@ -102,14 +139,33 @@ def run_demo(args: argparse.Namespace) -> int:
                 log.error("upload failed with exit status %d", upload.returncode)
                 return 1
             arrived = _wait_for_output(sample_dir, output_dir / "demo", sorted(sizes), timeout=120)
-            elapsed = time.monotonic() - started
-            print(f"\n{'file':32} {'bytes':>10}  arrived in {output_dir / 'demo'}")
-            for name in sorted(sizes):
+            reassembled = time.monotonic() - started
+            identities = [f"demo/{name}" for name in sorted(sizes)]
+            transfers = _wait_for_transfers(worker, identities, timeout=120)
+            transferred = time.monotonic() - started
+            metadata = asyncio.run(
+                _read_metadata(stack.broker_url.removeprefix("kafka://"), "filestream-metadata", identities, 30)
+            )
+            print(f"\n{'file':28} {'bytes':>9}  {'output dir':15} {'S3':8} metadata")
+            for name, identity in zip(sorted(sizes), identities):
                 verdict = {True: "byte-identical", False: "DIFFERENT"}.get(arrived.get(name), "missing")
-                print(f"{name:32} {sizes[name]:>10}  {verdict}")
+                content = metadata.get(identity, {}).get("content", {})
+                print(
+                    f"{name:28} {sizes[name]:>9}  {verdict:15} {transfers.get(identity, 'missing'):8} "
+                    f"{content.get('format', 'missing')} {content.get('content_type', '')}"
+                )
             total = sum(sizes.values())
-            print(f"\n{len(sizes)} files, {total / 1e6:.1f} MB, uploaded and reassembled in {elapsed:.1f}s")
-            ok = len(arrived) == len(sizes) and all(arrived.values())
+            print(
+                f"\n{len(sizes)} files, {total / 1e6:.1f} MB: reassembled in {output_dir / 'demo'} after "
+                f"{reassembled:.1f}s, valid in s3://filestream/demo/ after {transferred:.1f}s, "
+                f"metadata on topic filestream-metadata"
+            )
+            ok = (
+                len(arrived) == len(sizes)
+                and all(arrived.values())
+                and all(transfers.get(identity) == "valid" for identity in identities)
+                and set(identities) <= set(metadata)
+            )
             if ok and args.keep_running:
                 _wait_forever(f"worker {worker.url} running on broker {stack.broker_url}")
             return 0 if ok else 1
@@ -121,6 +177,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
     _stop_on_sigterm()
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__.split("\n\n")[0])
     parser.add_argument("--var", type=Path, default=PROJECT_ROOT / "var" / "dev", help="working directory")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Optional
 
-from models.chunk import FileChunk, digest
+from models.chunk import FileChunk, digest, encode_chunk
 
 
 def make_chunks(
@@ -36,3 +36,12 @@ def make_chunks(
             )
         )
     return chunks
+
+
+def as_messages(chunks: list[FileChunk]) -> list[tuple[bytes, bytes]]:
+    """(key, value) pairs as an uploader puts them on the chunk topic."""
+    return [(chunk.file_id.key, encode_chunk(chunk)) for chunk in chunks]
+
+
+def file_messages(files: dict[str, bytes], *, chunk_size: int, generation: Optional[int] = 1) -> list[tuple[bytes, bytes]]:
+    return as_messages([c for name, data in files.items() for c in make_chunks(data, path=name, chunk_size=chunk_size, generation=generation)])

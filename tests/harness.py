@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 from devstack.stack import DevStack
 from devstack.worker import Worker
@@ -86,3 +86,15 @@ def wait_for_files(
                 f"{missing[:10]} (present with wrong bytes: {wrong[:10]})\n{logs}"
             )
         time.sleep(0.2)
+
+
+def poll(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    """Return the first truthy value of ``condition()``; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value {last!r}")

@@ -10,29 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from models.chunk import encode_chunk
-from models.identity import FileId
-from tests.chunks import make_chunks
-from tests.harness import produce_chunks, wait_for_files
+from tests.chunks import as_messages, make_chunks
+from tests.harness import poll, produce_chunks, wait_for_files
 
 pytestmark = pytest.mark.e2e
 
 CHUNK = 64 * 1024
-
-
-def messages_for(chunks):
-    return [(FileId(c.source, c.path).key, encode_chunk(c)) for c in chunks]
-
-
-def poll(condition, timeout: float, what: str, interval: float = 0.3):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = condition()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value {last!r}")
 
 
 def files_total(worker, status: str) -> int:
@@ -53,7 +36,7 @@ def test_fresh_worker_restores_every_table_entry_from_the_changelog(start_worker
     first.wait_ready()
     sent = [c for chunks in partial_chunks.values() for c in chunks[:2]]
     sent += [c for name, data in finished.items() for c in make_chunks(data, path=name, chunk_size=1024)]
-    asyncio.run(produce_chunks(pipeline, messages_for(sent)))
+    asyncio.run(produce_chunks(pipeline, as_messages(sent)))
     output = Path(pipeline["FILESTREAM_OUTPUT_DIR"]) / "lab"
     wait_for_files(output, finished, workers=[first])
     poll(lambda: files_total(first, "assembling") == 200, 60, "200 partial files on the first worker")
@@ -68,7 +51,7 @@ def test_fresh_worker_restores_every_table_entry_from_the_changelog(start_worker
     fresh.wait_ready(timeout=120)
     assert fresh.get_json("/filestream/tables/digest/") == before
 
-    asyncio.run(produce_chunks(pipeline, messages_for([chunks[2] for chunks in partial_chunks.values()])))
+    asyncio.run(produce_chunks(pipeline, as_messages([chunks[2] for chunks in partial_chunks.values()])))
     wait_for_files(output, partial, workers=[fresh])
     poll(lambda: fresh.get_json("/filestream/tables/digest/")["payloads"]["entries"] == 0, 30, "payloads released")
 
@@ -89,7 +72,7 @@ def test_worker_killed_at_random_moments_still_delivers_every_file(start_worker,
     files = {f"kill/{i:03d}.dat": rng.randbytes(rng.randint(1, 12) * CHUNK - rng.randint(0, 500)) for i in range(60)}
     chunks = [c for name, data in files.items() for c in make_chunks(data, path=name, chunk_size=CHUNK)]
     rng.shuffle(chunks)
-    batches = [messages_for(chunks[i : i + 40]) for i in range(0, len(chunks), 40)]
+    batches = [as_messages(chunks[i : i + 40]) for i in range(0, len(chunks), 40)]
     output = Path(pipeline["FILESTREAM_OUTPUT_DIR"]) / "lab"
 
     worker = start_worker("run0")
@@ -124,12 +107,12 @@ def test_survivor_finishes_the_in_flight_files_of_a_killed_worker(start_worker, 
     doomed_partitions = doomed.health()["assigned_partitions"]
     assert doomed_partitions and survivor.health()["assigned_partitions"]
 
-    asyncio.run(produce_chunks(pipeline, messages_for([c for chunks in chunked.values() for c in chunks[:3]])))
+    asyncio.run(produce_chunks(pipeline, as_messages([c for chunks in chunked.values() for c in chunks[:3]])))
     poll(lambda: files_total(doomed, "assembling") + files_total(survivor, "assembling") == 40, 60, "40 partial files")
     in_flight_on_doomed = files_total(doomed, "assembling")
     assert in_flight_on_doomed > 0
     doomed.kill()
 
-    asyncio.run(produce_chunks(pipeline, messages_for([c for chunks in chunked.values() for c in chunks[3:]])))
+    asyncio.run(produce_chunks(pipeline, as_messages([c for chunks in chunked.values() for c in chunks[3:]])))
     wait_for_files(Path(pipeline["FILESTREAM_OUTPUT_DIR"]) / "lab", files, stall_timeout=120, workers=[survivor])
     assert survivor.health()["assigned_partitions"] == [0, 1, 2, 3]

@@ -20,9 +20,8 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from devstack.processes import child_env
 from devstack.worker import FAUST, PROJECT_ROOT, Worker
-from models.chunk import encode_chunk
 from models.identity import FileId
-from tests.chunks import make_chunks
+from tests.chunks import file_messages
 from tests.harness import produce_chunks, wait_for_files
 
 pytestmark = pytest.mark.e2e
@@ -49,11 +48,6 @@ def partition_of(path: str) -> int:
 
 def name_on_partition(template: str, partition: int) -> str:
     return next(name for i in range(1000) if partition_of(name := template.format(i)) == partition)
-
-
-def chunk_messages(files: Mapping[str, bytes]) -> list[tuple[bytes, bytes]]:
-    chunks = [c for name, data in files.items() for c in make_chunks(data, path=name, chunk_size=64 * 1024)]
-    return [(FileId(c.source, c.path).key, encode_chunk(c)) for c in chunks]
 
 
 def bootstrap(env: Mapping[str, str]) -> str:
@@ -131,7 +125,7 @@ def test_processors_record_outcomes_survive_a_restart_and_reprocess_failures(sta
 
     worker = start_worker(env=env)
     worker.wait_ready()
-    asyncio.run(produce_chunks(env, chunk_messages(files)))
+    asyncio.run(produce_chunks(env, file_messages(files, chunk_size=64 * 1024)))
     wait_for_files(Path(env["FILESTREAM_OUTPUT_DIR"]) / "lab", files, workers=[worker])
 
     # Everything but the gate processor finishes while the gate is closed.
@@ -179,7 +173,7 @@ def test_processors_record_outcomes_survive_a_restart_and_reprocess_failures(sta
     asyncio.run(redeliver(env, completed))
     # A new file behind the redelivered events on every partition: once it is recorded, they were handled.
     sentinels = {name_on_partition(f"sentinel/p{p}-{{}}.txt", p): b"sentinel" for p in range(PARTITIONS)}
-    asyncio.run(produce_chunks(env, chunk_messages(sentinels)))
+    asyncio.run(produce_chunks(env, file_messages(sentinels, chunk_size=64 * 1024)))
     wait_until(lambda: results_for(worker, "line-log", sentinels), "line-log recorded the sentinels", worker)
     after_restart = {name: results(worker, name) for name in before_restart}
     for sentinel in sentinels:
@@ -235,7 +229,7 @@ def test_the_examples_run_as_the_readme_says(start_worker, pipeline):
     files = {"run/temps.csv": b"t,temp\n0,20.5\n1,21.5\n", "run/notes.txt": b"not a table"}
     worker = start_worker(env=env)
     worker.wait_ready()
-    asyncio.run(produce_chunks(env, chunk_messages(files)))
+    asyncio.run(produce_chunks(env, file_messages(files, chunk_size=64 * 1024)))
     output = Path(env["FILESTREAM_OUTPUT_DIR"])
     wait_for_files(output / "lab", files, workers=[worker])
     stats = orjson.loads(asyncio.run(consume(env, "csv-stats", 1))[0].value)

@@ -10,17 +10,12 @@ from pathlib import Path
 import pytest
 
 from models.chunk import encode_chunk
-from models.identity import FileId
-from tests.chunks import make_chunks
+from tests.chunks import as_messages, make_chunks
 from tests.harness import produce_chunks, wait_for_files
 
 pytestmark = pytest.mark.e2e
 
 CHUNK = 64 * 1024
-
-
-def messages_for(chunks):
-    return [(FileId(c.source, c.path).key, encode_chunk(c)) for c in chunks]
 
 
 def test_mixed_files_arrive_byte_identical_whatever_the_order(start_worker, pipeline):
@@ -31,7 +26,7 @@ def test_mixed_files_arrive_byte_identical_whatever_the_order(start_worker, pipe
     duplicates = rng.sample(chunks, 10)
     worker = start_worker()
     worker.wait_ready()
-    asyncio.run(produce_chunks(pipeline, messages_for(chunks + duplicates)))
+    asyncio.run(produce_chunks(pipeline, as_messages(chunks + duplicates)))
     output = Path(pipeline["FILESTREAM_OUTPUT_DIR"]) / "lab"
     wait_for_files(output, files, workers=[worker])
     assert sorted(p.relative_to(output).as_posix() for p in output.rglob("*") if p.is_file()) == sorted(files)
@@ -44,9 +39,9 @@ def test_corrupt_chunk_is_rejected_and_a_later_good_copy_completes(start_worker,
     garbage = [(b"lab/garbage", b"not a chunk record at all"), (b"lab/trunc", encode_chunk(chunks[0])[:100])]
     worker = start_worker()
     worker.wait_ready()
-    asyncio.run(produce_chunks(pipeline, garbage + messages_for([chunks[0], corrupt, chunks[2]])))
+    asyncio.run(produce_chunks(pipeline, garbage + as_messages([chunks[0], corrupt, chunks[2]])))
     output = Path(pipeline["FILESTREAM_OUTPUT_DIR"]) / "lab"
-    asyncio.run(produce_chunks(pipeline, messages_for([chunks[1]])))
+    asyncio.run(produce_chunks(pipeline, as_messages([chunks[1]])))
     wait_for_files(output, {"bad/then-good.bin": data}, workers=[worker])
     log = worker.log_tail(400)
     assert "payload does not match its hash" in log
@@ -63,13 +58,13 @@ def test_reuploaded_changed_file_delivers_the_newer_generation(start_worker, pip
     worker = start_worker()
     worker.wait_ready()
     # A partial old generation, then the whole new one, then the old one's stragglers.
-    asyncio.run(produce_chunks(pipeline, messages_for(old_chunks[:2] + new_chunks + old_chunks[2:])))
+    asyncio.run(produce_chunks(pipeline, as_messages(old_chunks[:2] + new_chunks + old_chunks[2:])))
     output = Path(pipeline["FILESTREAM_OUTPUT_DIR"]) / "lab"
     wait_for_files(output, {"edit.bin": new}, workers=[worker])
-    asyncio.run(produce_chunks(pipeline, messages_for(old_chunks)))
+    asyncio.run(produce_chunks(pipeline, as_messages(old_chunks)))
     # The stale generation must never replace the newer file: send a marker file after it and wait for that.
     marker = make_chunks(b"marker", path="marker.txt", chunk_size=CHUNK)
-    asyncio.run(produce_chunks(pipeline, messages_for(marker)))
+    asyncio.run(produce_chunks(pipeline, as_messages(marker)))
     wait_for_files(output, {"marker.txt": b"marker"}, workers=[worker])
     assert (output / "edit.bin").read_bytes() == new
 
@@ -86,7 +81,7 @@ def test_hostile_names_are_rejected_and_nothing_lands_outside(start_worker, pipe
             hostile = chunk.derive(path=path)
             messages.append((f"lab/{path}".encode(), encode_chunk(hostile)))
     good = make_chunks(b"good", path="fine.txt", chunk_size=CHUNK)
-    asyncio.run(produce_chunks(pipeline, messages + messages_for(good)))
+    asyncio.run(produce_chunks(pipeline, messages + as_messages(good)))
     output = Path(pipeline["FILESTREAM_OUTPUT_DIR"])
     wait_for_files(output / "lab", {"fine.txt": b"good"}, workers=[worker])
     written = [p for p in tmp_path.rglob("*") if p.is_file() and p.read_bytes() == b"evil"]

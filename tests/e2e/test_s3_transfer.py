@@ -10,7 +10,6 @@ import subprocess
 import time
 import zlib
 from pathlib import Path
-from typing import Any, Callable
 from urllib.parse import unquote
 
 import boto3
@@ -18,13 +17,11 @@ import pytest
 
 from devstack.processes import ManagedProcess, child_env, free_port
 from devstack.stack import DEV_AWS_CREDENTIALS, HOST, moto_server_argv
-from models.chunk import encode_chunk
 from models.events import COMPLETED, FileEvent
-from models.identity import FileId
 from storage.s3 import crc32_base64
-from tests.chunks import make_chunks
+from tests.chunks import file_messages
 from devstack.worker import FAUST, PROJECT_ROOT
-from tests.harness import produce_chunks, wait_for_files
+from tests.harness import poll, produce_chunks, wait_for_files
 
 pytestmark = pytest.mark.e2e
 
@@ -53,25 +50,6 @@ def s3_client(endpoint: str):
         aws_access_key_id=DEV_AWS_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=DEV_AWS_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
     )
-
-
-def messages_for(files: dict[str, bytes], generation: int = 1) -> list[tuple[bytes, bytes]]:
-    return [
-        (FileId(c.source, c.path).key, encode_chunk(c))
-        for name, data in files.items()
-        for c in make_chunks(data, path=name, chunk_size=CHUNK, generation=generation)
-    ]
-
-
-def poll(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = condition()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value {last!r}")
 
 
 def transfers(worker, state: str | None = None) -> list[dict]:
@@ -132,7 +110,7 @@ def test_files_land_verified_with_metadata_and_their_payloads_are_released(start
     }
     worker = start_worker()
     worker.wait_ready()
-    asyncio.run(produce_chunks(s3_pipeline, messages_for(files)))
+    asyncio.run(produce_chunks(s3_pipeline, file_messages(files, chunk_size=CHUNK)))
 
     records = wait_valid(worker, set(files))
     client = s3_client(dev_stack.s3_url)
@@ -153,9 +131,9 @@ def test_newer_generation_replaces_the_object_and_stale_or_repeated_events_chang
     old, new = os.urandom(3 * CHUNK), os.urandom(2 * CHUNK + 5)
     worker = start_worker()
     worker.wait_ready()
-    asyncio.run(produce_chunks(s3_pipeline, messages_for({"edit.bin": old}, generation=1)))
+    asyncio.run(produce_chunks(s3_pipeline, file_messages({"edit.bin": old}, generation=1, chunk_size=CHUNK)))
     wait_valid(worker, {"edit.bin"})
-    asyncio.run(produce_chunks(s3_pipeline, messages_for({"edit.bin": new}, generation=2)))
+    asyncio.run(produce_chunks(s3_pipeline, file_messages({"edit.bin": new}, generation=2, chunk_size=CHUNK)))
     poll(lambda: [r for r in transfers(worker, "valid") if r["generation"] == 2], 60, "generation 2 valid")
 
     def event(data: bytes, generation: int) -> FileEvent:
@@ -180,7 +158,7 @@ def test_worker_killed_during_a_multipart_upload_finishes_it_after_restart(start
     bucket = s3_pipeline["FILESTREAM_S3_BUCKET"]
     worker = start_worker("doomed")
     worker.wait_ready()
-    asyncio.run(produce_chunks(s3_pipeline, messages_for({"big.bin": data})))
+    asyncio.run(produce_chunks(s3_pipeline, file_messages({"big.bin": data}, chunk_size=CHUNK)))
 
     poll(lambda: transfers(worker, "transferring"), 60, "the transfer to start", interval=0.05)
     poll(lambda: client.list_multipart_uploads(Bucket=bucket).get("Uploads"), 30, "a multipart upload", interval=0.05)
@@ -204,7 +182,7 @@ def test_a_missing_bucket_fails_each_file_with_a_clear_reason_and_the_worker_car
     worker.wait_ready()
     s3_client(dev_stack.s3_url).delete_bucket(Bucket=s3_pipeline["FILESTREAM_S3_BUCKET"])
     files = {"nowhere/a.bin": os.urandom(1000), "nowhere/b.bin": os.urandom(6 * MiB)}
-    asyncio.run(produce_chunks(s3_pipeline, messages_for(files)))
+    asyncio.run(produce_chunks(s3_pipeline, file_messages(files, chunk_size=CHUNK)))
 
     def given_up():
         failed = [r for r in transfers(worker, "failed") if r["retries"] == 1 and r["next_attempt_at"] is None]
@@ -252,12 +230,12 @@ def test_s3_outage_fails_transfers_with_the_reason_and_they_recover_without_usin
     worker = start_worker()
     worker.wait_ready()
     before = {"before.bin": os.urandom(1000)}
-    asyncio.run(produce_chunks(s3_pipeline, messages_for(before)))
+    asyncio.run(produce_chunks(s3_pipeline, file_messages(before, chunk_size=CHUNK)))
     wait_valid(worker, set(before))
 
     own_s3.stop()
     during = {"during/a.bin": os.urandom(CHUNK + 1), "during/b.bin": os.urandom(7 * MiB), "during/c.txt": b"c"}
-    asyncio.run(produce_chunks(s3_pipeline, messages_for(during)))
+    asyncio.run(produce_chunks(s3_pipeline, file_messages(during, chunk_size=CHUNK)))
     # The worker keeps consuming: the files are reassembled while S3 is away.
     wait_for_files(Path(s3_pipeline["FILESTREAM_OUTPUT_DIR"]) / "lab", during, workers=[worker])
 
@@ -287,7 +265,7 @@ def test_transfers_command_writes_csv_and_counts_per_state(start_worker, s3_pipe
     files = {f"csv/{i}.bin": os.urandom(100 * i + 1) for i in range(3)}
     worker = start_worker()
     worker.wait_ready()
-    asyncio.run(produce_chunks(s3_pipeline, messages_for(files)))
+    asyncio.run(produce_chunks(s3_pipeline, file_messages(files, chunk_size=CHUNK)))
     wait_valid(worker, set(files))
 
     csv_path = tmp_path / "transfers.csv"
