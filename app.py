@@ -58,9 +58,9 @@ app = faust.App(
     stream_wait_empty=False,
     **(_dev_broker_overrides() if settings.dev_broker else {}),
 )
-# `faust worker` overrides web_enabled with its --with-web flag (on by default); this wins when the
-# setting is false, and None leaves --without-web working when it is true.
-app.boot_strategy.enable_web = settings.web_enabled or None
+# `faust worker` overrides web_enabled with its --with-web flag (on by default): False here wins over
+# it, None leaves the flag (and --without-web) in charge when the setting is true.
+app.boot_strategy.enable_web = None if settings.web_enabled else False
 
 def file_keyed_topic(name: str):
     """A topic of raw bytes keyed by file identity, partitioned like the chunk topic.

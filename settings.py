@@ -19,10 +19,13 @@ from pathlib import Path
 from typing import Callable, Mapping
 from urllib.parse import urlsplit
 
+from models.identity import validate_source
+
 PREFIX = "FILESTREAM_"
 
 BROKER_SCHEMES = ("kafka", "aiokafka")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+CHUNK_CODECS = ("filestream", "openmsistream", "auto")  # one decoder each in models.chunk_codecs
 S3_MIN_PART_SIZE = 5 * 1024**2
 
 _SIZE_UNITS = {
@@ -117,6 +120,17 @@ def parse_name(text: str) -> str:
     return text
 
 
+def parse_optional_topic(text: str) -> str:
+    return parse_topic(text) if text else ""
+
+
+def parse_chunk_codec(text: str) -> str:
+    lowered = text.strip().lower()
+    if lowered not in CHUNK_CODECS:
+        raise ValueError(f"expected one of {', '.join(CHUNK_CODECS)}, got {text!r}")
+    return lowered
+
+
 def parse_log_level(text: str) -> str:
     lowered = text.strip().lower()
     if lowered not in LOG_LEVELS:
@@ -160,6 +174,25 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("output_dir", "var/output", Path, "Where completed files are written."),
     Setting("write_output", "true", parse_bool, "Write completed files into the output directory."),
     Setting("chunks_topic", "filestream-chunks", parse_topic, "Topic carrying file chunks."),
+    Setting(
+        "chunk_codec",
+        "filestream",
+        parse_chunk_codec,
+        "Records on the chunk topic: filestream, openmsistream, or auto (told apart per message by their first byte).",
+    ),
+    Setting(
+        "openmsistream_topic",
+        "",
+        parse_optional_topic,
+        "Topic OpenMSIStream uploaders write to: the worker re-keys its chunks by file into the chunk topic "
+        "(then FILESTREAM_CHUNK_CODEC must be auto or openmsistream). Empty: none.",
+    ),
+    Setting(
+        "openmsistream_source",
+        "openmsistream",
+        validate_source,
+        "Source name of files read from OpenMSIStream records; their identity is this name/subdir/filename.",
+    ),
     Setting("completed_topic", "filestream-completed", parse_topic, "Topic of completed and failed file events."),
     Setting("metadata_topic", "filestream-metadata", parse_topic, "Topic of per-file JSON metadata messages."),
     Setting(
@@ -209,7 +242,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("s3_retry_backoff_max", "300", parse_seconds, "Longest wait before retrying a failed transfer, seconds."),
     Setting("web_port", "6066", parse_port, "Port of the worker's web server (views, metrics)."),
     Setting("web_host", "127.0.0.1", parse_text, "Host name other workers and clients use to reach this worker's web server."),
-    Setting("web_enabled", "true", parse_bool, "Serve the web views."),
+    Setting("web_enabled", "true", parse_bool, "Run the worker's web server at all (health, views, dashboard, metrics)."),
+    Setting(
+        "views_enabled",
+        "true",
+        parse_bool,
+        "Serve the inspection views, the dashboard and /metrics; the health view stays while the web server runs.",
+    ),
+    Setting(
+        "web_token",
+        "",
+        parse_text,
+        "Token every view but health requires (header Authorization: Bearer TOKEN, or ?token=TOKEN); empty: none.",
+    ),
     Setting("log_level", "info", parse_log_level, "Log level of filestream's own loggers."),
     Setting("session_timeout", "30", parse_seconds, "Consumer group session timeout, seconds."),
     Setting("heartbeat_interval", "3", parse_seconds, "Consumer group heartbeat interval, seconds."),
@@ -230,6 +275,9 @@ class Settings:
     output_dir: Path
     write_output: bool
     chunks_topic: str
+    chunk_codec: str
+    openmsistream_topic: str
+    openmsistream_source: str
     completed_topic: str
     metadata_topic: str
     metadata_enabled: bool
@@ -250,6 +298,8 @@ class Settings:
     web_port: int
     web_host: str
     web_enabled: bool
+    views_enabled: bool
+    web_token: str
     log_level: str
     session_timeout: float
     heartbeat_interval: float
@@ -281,6 +331,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"{PREFIX}HEARTBEAT_INTERVAL ({settings.heartbeat_interval}) must be shorter than "
             f"{PREFIX}SESSION_TIMEOUT ({settings.session_timeout})"
         )
+    if settings.openmsistream_topic:
+        _check_openmsistream_intake(settings)
     if settings.s3_part_size < S3_MIN_PART_SIZE:
         raise SettingsError(f"{PREFIX}S3_PART_SIZE ({settings.s3_part_size}) is below S3's minimum part size of 5MiB")
     if settings.s3_multipart_threshold > settings.s3_part_size:
@@ -290,6 +342,19 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"{PREFIX}S3_PART_SIZE ({settings.s3_part_size})"
         )
     return settings
+
+
+def _check_openmsistream_intake(settings: Settings) -> None:
+    if settings.openmsistream_topic == settings.chunks_topic:
+        raise SettingsError(
+            f"{PREFIX}OPENMSISTREAM_TOPIC is forwarded into {PREFIX}CHUNKS_TOPIC, so it must be another topic "
+            f"(both are {settings.chunks_topic!r})"
+        )
+    if settings.chunk_codec == "filestream":
+        raise SettingsError(
+            f"{PREFIX}OPENMSISTREAM_TOPIC forwards OpenMSIStream records into {PREFIX}CHUNKS_TOPIC: "
+            f"set {PREFIX}CHUNK_CODEC to auto (or openmsistream if no filestream uploader writes there)"
+        )
 
 
 def settings_table_markdown() -> str:

@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+import telemetry
 from app import app, chunks_topic, completed_topic, settings
-from models.chunk import ChunkDecodeError, FileChunk, decode_chunk
-from models.events import COMPLETED, FAILED, FileEvent
+from models.chunk import ChunkDecodeError, FileChunk
+from models.chunk_codecs import decode_any_chunk
+from models.events import COMPLETED, FAILED, FILE_HASH_NAME, FileEvent
 from models.identity import FileId
 from storage.local import AtomicFile, UnsafeDestination, safe_destination
 from tables.assembly import Action, AssemblyState, Status, decide
@@ -35,18 +37,22 @@ async def reassemble(stream):
 
 
 async def handle_chunk(key: Optional[bytes], value: bytes, partition: int) -> None:
+    telemetry.chunk_received()
     try:
-        chunk = decode_chunk(value)
+        chunk = decode_any_chunk(value, settings.chunk_codec, settings.openmsistream_source)
     except ChunkDecodeError as exc:
         log.warning("rejected a message on partition %d (key %r): %s", partition, key and key[:200], exc)
+        telemetry.chunk_rejected("malformed")
         return
     file_id = chunk.file_id
     if key != file_id.key:
         log.warning("rejected chunk %d of %s: message key %r does not match", chunk.index, file_id, key)
+        telemetry.chunk_rejected("key_mismatch")
         return
     state = load_state(key)
     if not chunk.payload_is_intact():
         log.warning("rejected chunk %d of %s: payload does not match its hash", chunk.index, file_id)
+        telemetry.chunk_rejected("bad_hash")
         if state is not None:
             state.rejected_chunks += 1
             save_state(key, state)
@@ -56,15 +62,18 @@ async def handle_chunk(key: Optional[bytes], value: bytes, partition: int) -> No
     decision = decide(state, chunk)
     if decision.action is Action.START:
         state = AssemblyState.begin(chunk, partition, now)
-        log.info("receiving %s generation %s: %d bytes in %d chunks", file_id, chunk.generation, chunk.file_size, chunk.chunk_count)
+        telemetry.file_started()
+        log.info("receiving %s generation %s: %s bytes in %d chunks", file_id, chunk.generation, chunk.file_size, chunk.chunk_count)
     elif decision.action is Action.RESET:
         assert state is not None
         log.info("%s: %s; discarding the partial assembly", file_id, decision.reason)
         delete_payloads(key, state.epoch, state.received_indices())
         state = AssemblyState.begin(chunk, partition, now, epoch=state.epoch + 1)
+        telemetry.file_started()
     elif decision.action in (Action.STALE, Action.CORRUPT):
         assert state is not None
         log.warning("skipped chunk %d of %s: %s", chunk.index, file_id, decision.reason)
+        telemetry.chunk_rejected(decision.action.value)
         if decision.action is Action.CORRUPT:
             state.rejected_chunks += 1
             save_state(key, state)
@@ -73,6 +82,7 @@ async def handle_chunk(key: Optional[bytes], value: bytes, partition: int) -> No
 
     if decision.action is not Action.DUPLICATE or _payload_lost(key, state, chunk):
         payloads[payload_key(key, state.epoch, chunk.index)] = chunk.payload
+        telemetry.chunk_stored(len(chunk.payload))
         state.mark(chunk.index, now)
         save_state(key, state)
     if state.complete:
@@ -98,25 +108,29 @@ async def complete_file(file_id: FileId, state: AssemblyState) -> None:
         await publish_failure(file_id, state, result.failure)
         return
     first_chunk_at = state.first_chunk_at
-    await _finish(file_id, state, COMPLETED, None, result.path)
+    await _finish(file_id, state, COMPLETED, None, result)
     elapsed = time.time() - first_chunk_at
+    telemetry.file_completed(result.size, elapsed)
     log.info(
         "completed %s generation %s: %d bytes, %.2fs from first chunk (%.1f MB/s), verified and written in %.2fs",
         file_id,
         state.generation,
-        state.file_size,
+        result.size,
         elapsed,
-        state.file_size / max(elapsed, 1e-6) / 1e6,
+        result.size / max(elapsed, 1e-6) / 1e6,
         time.monotonic() - started,
     )
 
 
 async def publish_failure(file_id: FileId, state: AssemblyState, reason: str) -> None:
+    telemetry.file_failed()
     log.error("failed %s generation %s: %s", file_id, state.generation, reason)
     await _finish(file_id, state, FAILED, reason, None)
 
 
-async def _finish(file_id: FileId, state: AssemblyState, status: str, reason: Optional[str], path: Optional[Path]) -> None:
+async def _finish(
+    file_id: FileId, state: AssemblyState, status: str, reason: Optional[str], written: Optional[_Reassembled]
+) -> None:
     """Publish the outcome, wait for the broker's ack, then release the payloads and record it.
 
     A completed generation's payloads stay while downstream consumers read them
@@ -129,13 +143,13 @@ async def _finish(file_id: FileId, state: AssemblyState, status: str, reason: Op
         source=file_id.source,
         path=file_id.path,
         generation=state.generation,
-        file_hash=state.file_hash,
-        file_size=state.file_size,
+        file_hash=written.sha256 if written else state.file_hash,
+        file_size=written.size if written else state.file_size,
         chunk_count=state.chunk_count,
         first_chunk_at=state.first_chunk_at,
         finished_at=now,
         reason=reason,
-        output_path=str(path) if path else None,
+        output_path=str(written.path) if written and written.path else None,
         payload_epoch=state.epoch if retained else None,
     )
     key = file_id.key
@@ -149,6 +163,8 @@ async def _finish(file_id: FileId, state: AssemblyState, status: str, reason: Op
 @dataclass
 class _Reassembled:
     path: Optional[Path] = None  # where the file was written (None when output is off)
+    size: int = 0
+    sha256: str = ""
     failure: Optional[str] = None
     missing: list[int] = field(default_factory=list)
 
@@ -163,7 +179,8 @@ async def _verify_and_write(file_id: FileId, state: AssemblyState) -> _Reassembl
         dest = safe_destination(settings.output_dir, file_id) if settings.write_output else None
     except UnsafeDestination as exc:
         return _Reassembled(failure=str(exc))
-    hasher = hashlib.sha256()
+    # The records' own hash proves the file; completed events carry its SHA-256 whatever that was.
+    hashers = {name: hashlib.new(name) for name in {state.hash_name, FILE_HASH_NAME}}
     size = 0
     missing: list[int] = []
     sink = AtomicFile(dest) if dest is not None else None
@@ -172,7 +189,8 @@ async def _verify_and_write(file_id: FileId, state: AssemblyState) -> _Reassembl
             if payload is None:
                 missing.append(index)
                 continue
-            hasher.update(payload)
+            for hasher in hashers.values():
+                hasher.update(payload)
             size += len(payload)
             if sink is not None:
                 sink.write(payload)
@@ -180,13 +198,14 @@ async def _verify_and_write(file_id: FileId, state: AssemblyState) -> _Reassembl
             await asyncio.sleep(0)
         if missing:
             return _Reassembled(missing=missing)
-        if size != state.file_size:
+        if state.file_size is not None and size != state.file_size:
             return _Reassembled(failure=f"reassembled {size} bytes, expected {state.file_size}")
-        if hasher.hexdigest() != state.file_hash:
-            return _Reassembled(failure=f"file hash mismatch: got {hasher.hexdigest()}, expected {state.file_hash}")
+        file_hash = hashers[state.hash_name].hexdigest()
+        if file_hash != state.file_hash:
+            return _Reassembled(failure=f"file hash mismatch: got {file_hash}, expected {state.file_hash}")
         if sink is not None:
             await asyncio.get_running_loop().run_in_executor(None, sink.commit)
-        return _Reassembled(path=dest)
+        return _Reassembled(path=dest, size=size, sha256=hashers[FILE_HASH_NAME].hexdigest())
     finally:
         if sink is not None and not sink.committed:
             sink.discard()

@@ -2,7 +2,7 @@
 
 A command runs outside the workers and cannot safely open a running worker's RocksDB,
 so it asks the workers: it pages through each one's ``/filestream/transfers/`` view
-(views.py).  Each worker answers for the partitions it owns, so with several workers
+(web/tables.py).  Each worker answers for the partitions it owns, so with several workers
 pass every worker's ``--url``.
 """
 
@@ -21,7 +21,8 @@ from faust.cli import AppCommand, option
 
 from app import app, settings
 from tables.transfer_state import State
-from views import MAX_LIMIT
+from web.paging import MAX_LIMIT
+from web.tokens import auth_headers
 CSV_COLUMNS = (
     "file_id",
     "state",
@@ -52,7 +53,8 @@ def fetch_transfers(url: str, *, timeout: float = 30.0) -> list[dict[str, Any]]:
     while True:
         page_url = f"{url.rstrip('/')}/filestream/transfers/?limit={MAX_LIMIT}&offset={offset}"
         try:
-            with urllib.request.urlopen(page_url, timeout=timeout) as response:
+            request = urllib.request.Request(page_url, headers=auth_headers(settings.web_token))
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 page = json.load(response)
         except urllib.error.HTTPError as exc:
             raise WorkerUnavailable(f"{page_url}: HTTP {exc.code} {exc.read().decode(errors='replace')[:200]}") from None

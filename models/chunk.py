@@ -43,13 +43,14 @@ class FileChunk(faust.Record):
     path: str
     generation: Optional[int]
     file_hash: str
-    file_size: int
+    file_size: Optional[int]  # None: unknown until every chunk is in (OpenMSIStream records carry no size)
     chunk_count: int
     index: int
     offset: int
     chunk_hash: str
     payload: bytes
     mtime: Optional[float] = None
+    hash_name: str = HASH_NAME  # hashlib name of file_hash and chunk_hash
 
     @property
     def file_id(self) -> FileId:
@@ -71,7 +72,7 @@ class FileChunk(faust.Record):
         }
 
     def payload_is_intact(self) -> bool:
-        return digest(self.payload) == self.chunk_hash
+        return hashlib.new(self.hash_name, self.payload).hexdigest() == self.chunk_hash
 
 
 _INT_FIELDS = ("file_size", "chunk_count", "index", "offset", "length")

@@ -13,6 +13,8 @@ log = logging.getLogger(__name__)
 
 COMPLETED = "completed"
 FAILED = "failed"
+# Downstream (S3 metadata, processors) relies on it whatever hash the chunk records carried.
+FILE_HASH_NAME = "sha256"
 
 
 class FileEvent(faust.Record, serializer="orjson", validation=True):
@@ -20,7 +22,9 @@ class FileEvent(faust.Record, serializer="orjson", validation=True):
 
     ``output_path`` is set when the worker wrote the file into its output directory.
     ``payload_epoch`` names the chunk payloads in the worker's table while downstream
-    consumers may still read them.
+    consumers may still read them.  ``file_hash`` is the SHA-256 of a completed file; a
+    failed event carries the hash its uploader announced (SHA-512 for OpenMSIStream records)
+    and, for those records, no size.
     """
 
     status: str
@@ -28,7 +32,7 @@ class FileEvent(faust.Record, serializer="orjson", validation=True):
     path: str
     generation: Optional[int]
     file_hash: str
-    file_size: int
+    file_size: Optional[int]
     chunk_count: int
     first_chunk_at: float
     finished_at: float

@@ -15,7 +15,7 @@ from typing import Optional
 
 import orjson
 
-from models.chunk import FileChunk
+from models.chunk import HASH_NAME, FileChunk
 
 
 class Status(str, enum.Enum):
@@ -43,7 +43,7 @@ class Decision:
 class AssemblyState:
     generation: Optional[int]
     file_hash: str
-    file_size: int
+    file_size: Optional[int]  # None: unknown until complete (see FileChunk.file_size)
     chunk_count: int
     partition: int
     first_chunk_at: float
@@ -58,6 +58,7 @@ class AssemblyState:
     rejected_chunks: int = 0
     reason: Optional[str] = None
     finished_at: Optional[float] = None
+    hash_name: str = HASH_NAME  # states stored before OpenMSIStream records were read are all SHA-256
 
     @classmethod
     def begin(cls, chunk: FileChunk, partition: int, now: float, epoch: int = 0) -> "AssemblyState":
@@ -72,6 +73,7 @@ class AssemblyState:
             mtime=chunk.mtime,
             epoch=epoch,
             received=bytearray((chunk.chunk_count + 7) // 8),
+            hash_name=chunk.hash_name,
         )
 
     def has(self, index: int) -> bool:
@@ -126,7 +128,8 @@ def decide(state: Optional[AssemblyState], chunk: FileChunk) -> Decision:
     them (records from uploaders that do not number generations), the directional
     policy of OpenMSIStream's ``DownloadDataFile._apply_generation_policy``:
     same file hash → accept; different hash and strictly more chunks → reset and
-    adopt; different hash and equal or fewer chunks → skip; same hash but a
+    adopt; different hash, equal chunk counts and a strictly newer mtime on both
+    sides → reset and adopt; any other different hash → skip; same hash but a
     different chunk count → corruption.
     """
     if state is None:
@@ -156,10 +159,20 @@ def decide(state: Optional[AssemblyState], chunk: FileChunk) -> Decision:
         return _same_generation(state, chunk)
     if chunk.chunk_count > state.chunk_count:
         return Decision(Action.RESET, f"new content with more chunks ({chunk.chunk_count} > {state.chunk_count})")
+    if chunk.chunk_count == state.chunk_count:
+        if _strictly_newer(chunk.mtime, state.mtime):
+            return Decision(Action.RESET, f"new content, as many chunks, newer mtime ({chunk.mtime} > {state.mtime})")
+        return Decision(
+            Action.STALE, f"different content, as many chunks, mtime {chunk.mtime} not newer than {state.mtime}"
+        )
     return Decision(
-        Action.STALE,
-        f"different content with {chunk.chunk_count} chunks, not more than the current {state.chunk_count}",
+        Action.STALE, f"different content with {chunk.chunk_count} chunks, fewer than the current {state.chunk_count}"
     )
+
+
+def _strictly_newer(mtime: Optional[float], than: Optional[float]) -> bool:
+    """OpenMSIStream's tie-break: only two known mtimes decide; an unknown one never wins."""
+    return mtime is not None and than is not None and mtime > than
 
 
 def _same_generation(state: AssemblyState, chunk: FileChunk) -> Decision:

@@ -1,7 +1,9 @@
 """The generation policy and chunk bookkeeping, as plain code: every policy row, every arrival order."""
 
+import hashlib
 import itertools
 
+import orjson
 import pytest
 
 from tables.assembly import Action, AssemblyState, Status, decide
@@ -134,3 +136,86 @@ def test_unmark_forgets_a_chunk():
     assert not state.complete and state.received_indices() == [0, 2]
     state.unmark(1)
     assert state.received_count == 2
+
+
+def with_mtime(chunks, mtime):
+    return [chunk.derive(mtime=mtime) for chunk in chunks]
+
+
+class TestMtimeTieBreak:
+    """OpenMSIStream's tie-break when the chunk counts are equal: only a strictly newer mtime, known on both sides, wins."""
+
+    OLD = b"12345678"
+    EDITED = b"abcdefgh"  # same size, so as many chunks
+
+    def test_equal_counts_and_a_newer_mtime_reset_and_adopt(self):
+        old = with_mtime(make_chunks(self.OLD, generation=None), 100.0)
+        new = with_mtime(make_chunks(self.EDITED, generation=None), 200.0)
+        state, actions = run([old[0], new[1]])
+        assert actions == [Action.START, Action.RESET]
+        assert (state.file_hash, state.mtime) == (new[0].file_hash, 200.0)
+
+    @pytest.mark.parametrize(
+        "old_mtime, new_mtime",
+        [(200.0, 100.0), (100.0, 100.0), (100.0, None), (None, 200.0), (None, None)],
+        ids=["older", "equal", "new-unknown", "old-unknown", "both-unknown"],
+    )
+    def test_equal_counts_without_a_strictly_newer_known_mtime_are_skipped(self, old_mtime, new_mtime):
+        old = with_mtime(make_chunks(self.OLD, generation=None), old_mtime)
+        new = with_mtime(make_chunks(self.EDITED, generation=None), new_mtime)
+        state, actions = run([old[0], new[0]])
+        assert actions == [Action.START, Action.STALE]
+        assert state.file_hash == old[0].file_hash
+
+    def test_fewer_chunks_are_skipped_whatever_the_mtime(self):
+        old = with_mtime(make_chunks(self.OLD, generation=None), 100.0)
+        new = with_mtime(make_chunks(b"abcd", generation=None), 200.0)
+        assert run([old[0], new[0]])[1] == [Action.START, Action.STALE]
+
+    def test_a_file_edited_in_place_after_completion_is_delivered_again(self):
+        old = with_mtime(make_chunks(self.OLD, generation=None), 100.0)
+        state, _ = run(old)
+        state.finish(Status.COMPLETED, now=2.0)
+        new = with_mtime(make_chunks(self.EDITED, generation=None), 200.0)
+        assert decide(state, new[0]).action is Action.RESET
+
+    def test_the_older_generations_stragglers_never_win_back(self):
+        old = with_mtime(make_chunks(self.OLD, generation=None), 100.0)
+        new = with_mtime(make_chunks(self.EDITED, generation=None), 200.0)
+        state, actions = run([old[0], new[0], old[1], new[1]])
+        assert actions == [Action.START, Action.RESET, Action.STALE, Action.STORE]
+        assert state.complete and state.file_hash == new[0].file_hash
+
+
+class TestRecordsWithoutASize:
+    """OpenMSIStream records: SHA-512 hashes and no file size until every chunk is in."""
+
+    def chunks(self, data: bytes):
+        return [
+            chunk.derive(
+                file_size=None,
+                hash_name="sha512",
+                file_hash=hashlib.sha512(data).hexdigest(),
+                chunk_hash=hashlib.sha512(chunk.payload).hexdigest(),
+            )
+            for chunk in make_chunks(data, generation=None)
+        ]
+
+    def test_they_assemble_and_the_state_keeps_their_hash_name(self):
+        state, actions = run(self.chunks(b"0123456789"))
+        assert actions == [Action.START, Action.STORE, Action.STORE]
+        assert state.complete and state.file_size is None and state.hash_name == "sha512"
+        assert AssemblyState.loads(state.dumps()) == state
+
+    def test_a_resent_chunk_after_completion_is_a_duplicate(self):
+        chunks = self.chunks(b"0123456789")
+        state, _ = run(chunks)
+        state.finish(Status.COMPLETED, now=2.0)
+        assert decide(state, chunks[1]).action is Action.DUPLICATE
+
+
+def test_a_state_stored_before_hash_names_existed_loads_as_sha256():
+    state, _ = run(make_chunks(b"abcdefgh"))
+    stored = orjson.loads(state.dumps())
+    del stored["hash_name"]
+    assert AssemblyState.loads(orjson.dumps(stored)).hash_name == "sha256"

@@ -68,3 +68,35 @@ def test_readme_settings_table_is_current():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme.split(README_TABLE_START, 1)[1].split(README_TABLE_END, 1)[0]
     assert section.strip() == settings_table_markdown(), "run `python settings.py` to regenerate it"
+
+
+def test_openmsistream_intake_is_off_by_default():
+    settings = load_settings({})
+    assert (settings.chunk_codec, settings.openmsistream_topic, settings.openmsistream_source) == (
+        "filestream",
+        "",
+        "openmsistream",
+    )
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"FILESTREAM_CHUNK_CODEC": "json"}, "FILESTREAM_CHUNK_CODEC"),
+        ({"FILESTREAM_OPENMSISTREAM_TOPIC": "bad topic"}, "FILESTREAM_OPENMSISTREAM_TOPIC"),
+        ({"FILESTREAM_OPENMSISTREAM_SOURCE": "a/b"}, "FILESTREAM_OPENMSISTREAM_SOURCE"),
+        ({"FILESTREAM_OPENMSISTREAM_TOPIC": "omsi"}, "set FILESTREAM_CHUNK_CODEC to auto"),
+        (
+            {"FILESTREAM_OPENMSISTREAM_TOPIC": "filestream-chunks", "FILESTREAM_CHUNK_CODEC": "auto"},
+            "must be another topic",
+        ),
+    ],
+)
+def test_openmsistream_settings_are_checked(overrides, message):
+    with pytest.raises(SettingsError, match=message):
+        load_settings(overrides)
+
+
+def test_openmsistream_intake_with_auto_detection():
+    settings = load_settings({"FILESTREAM_OPENMSISTREAM_TOPIC": "omsi", "FILESTREAM_CHUNK_CODEC": "Auto"})
+    assert (settings.openmsistream_topic, settings.chunk_codec) == ("omsi", "auto")

@@ -1,0 +1,45 @@
+"""FILESTREAM_VIEWS_ENABLED and FILESTREAM_WEB_ENABLED, checked on the app as `faust worker` configures it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+# What `faust worker` does with its default --with-web flag, then what the worker would serve.
+PROBE = """
+import json
+from app import app
+app.conf.web_enabled = True
+print(json.dumps({
+    "web_server": bool(list(app.boot_strategy.web_server())),
+    "paths": sorted({route.resource.canonical for route in app.web.web_app.router.routes()}),
+}))
+"""
+
+
+def worker_web(tmp_path: Path, **settings: str) -> dict:
+    env = {**os.environ, "FILESTREAM_DATA_DIR": str(tmp_path), **settings}
+    result = subprocess.run([sys.executable, "-c", PROBE], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_views_are_served_by_default(tmp_path):
+    web = worker_web(tmp_path)
+    assert web["web_server"]
+    assert {"/filestream/health/", "/filestream/dashboard/", "/metrics", "/filestream/file/{source}/{path}"} <= set(web["paths"])
+
+
+def test_views_off_keeps_only_health(tmp_path):
+    web = worker_web(tmp_path, FILESTREAM_VIEWS_ENABLED="false")
+    assert web["web_server"]
+    assert [path for path in web["paths"] if path.startswith("/filestream/") or path == "/metrics"] == ["/filestream/health/"]
+
+
+def test_web_off_wins_over_the_worker_command_default(tmp_path):
+    assert not worker_web(tmp_path, FILESTREAM_WEB_ENABLED="false")["web_server"]

@@ -1,0 +1,33 @@
+"""Who may see the views: with ``FILESTREAM_WEB_TOKEN`` set, only requests that carry it.
+
+The token comes as ``Authorization: Bearer <token>`` or, for a browser opening the
+dashboard, as ``?token=<token>`` (the page then sends it as a header itself).  The
+health view (``app.py``) stays open: load balancers and probes carry no token.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from faust.web import View
+
+from app import app, settings
+from web.tokens import authorized
+
+
+class GuardedView(View):
+    """A view that answers 401 unless the request carries the configured token."""
+
+    async def dispatch(self, request: Any) -> Any:
+        if not authorized(settings.web_token, request.headers, request.query):
+            return self.json(
+                {"error": "this view needs the token of FILESTREAM_WEB_TOKEN (Authorization: Bearer <token>)"},
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="filestream"'},
+            )
+        return await super().dispatch(request)
+
+
+def guarded_page(path: str) -> Callable[[Callable], type[View]]:
+    """``@app.page`` for every filestream view but health."""
+    return app.page(path, base=GuardedView)
