@@ -124,14 +124,7 @@ class ProcessorRuntime:
 def _result_topic(name: str) -> TopicT:
     """One topic object per result topic, however many reproducers share it."""
     if name not in result_topics:
-        result_topics[name] = app.topic(
-            name,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=settings.partitions,
-        )
+        result_topics[name] = file_keyed_topic(name)
     return result_topics[name]
 
 

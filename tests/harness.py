@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -98,3 +100,16 @@ def poll(condition: Callable[[], Any], timeout: float, what: str, interval: floa
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value {last!r}")
+
+
+def produce_paced(env: Mapping[str, str], batches: list[list[tuple[bytes, bytes]]], pause: float) -> threading.Thread:
+    """Produce the batches from a background thread, ``pause`` seconds apart, while the test does other things."""
+
+    def run() -> None:
+        for batch in batches:
+            asyncio.run(produce_chunks(env, batch))
+            time.sleep(pause)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread

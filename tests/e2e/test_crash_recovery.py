@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.chunks import as_messages, make_chunks
-from tests.harness import poll, produce_chunks, wait_for_files
+from tests.harness import poll, produce_chunks, produce_paced, wait_for_files
 
 pytestmark = pytest.mark.e2e
 
@@ -56,17 +55,6 @@ def test_fresh_worker_restores_every_table_entry_from_the_changelog(start_worker
     poll(lambda: fresh.get_json("/filestream/tables/digest/")["payloads"]["entries"] == 0, 30, "payloads released")
 
 
-def _produce_paced(pipeline, batches, pause: float) -> threading.Thread:
-    def run():
-        for batch in batches:
-            asyncio.run(produce_chunks(pipeline, batch))
-            time.sleep(pause)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
-
-
 def test_worker_killed_at_random_moments_still_delivers_every_file(start_worker, pipeline):
     rng = random.Random(11)
     files = {f"kill/{i:03d}.dat": rng.randbytes(rng.randint(1, 12) * CHUNK - rng.randint(0, 500)) for i in range(60)}
@@ -77,7 +65,7 @@ def test_worker_killed_at_random_moments_still_delivers_every_file(start_worker,
 
     worker = start_worker("run0")
     worker.wait_ready()
-    producer = _produce_paced(pipeline, batches, pause=0.5)
+    producer = produce_paced(pipeline, batches, pause=0.5)
     for round_number in range(1, 4):
         time.sleep(rng.uniform(0.5, 2.5))
         worker.kill()

@@ -7,8 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import threading
-import time
 import urllib.error
 import urllib.request
 from html.parser import HTMLParser
@@ -18,7 +16,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.chunks import as_messages, file_messages, make_chunks
-from tests.harness import poll, produce_chunks, wait_for_files
+from tests.harness import poll, produce_chunks, produce_paced, wait_for_files
 from tests.prometheus_text import parse_samples
 
 pytestmark = pytest.mark.e2e
@@ -233,17 +231,6 @@ def render_dashboard(url: str, profile: Path) -> DashboardDom:
     return DashboardDom(result.stdout)
 
 
-def _produce_in_batches(pipeline, batches, pause: float) -> threading.Thread:
-    def run():
-        for batch in batches:
-            asyncio.run(produce_chunks(pipeline, batch))
-            time.sleep(pause)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
-
-
 def test_token_guards_the_views_and_the_dashboard_shows_the_pipeline_in_chromium(start_worker, pipeline, tmp_path):
     worker = start_worker(env={**pipeline, "FILESTREAM_WEB_TOKEN": TOKEN})
     worker.wait_ready()  # the health view needs no token
@@ -263,7 +250,7 @@ def test_token_guards_the_views_and_the_dashboard_shows_the_pipeline_in_chromium
     messages += as_messages([c for name, data in partial.items() for c in make_chunks(data, path=name, chunk_size=CHUNK)[:3]])
     messages += as_messages(broken)
     batches = [messages[i : i + 8] for i in range(0, len(messages), 8)]
-    producer = _produce_in_batches(pipeline, batches, pause=0.3)
+    producer = produce_paced(pipeline, batches, pause=0.3)
 
     dashboard = f"{worker.url}/filestream/dashboard/?token={TOKEN}"
     during = poll(
