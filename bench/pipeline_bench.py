@@ -17,82 +17,38 @@ from __future__ import annotations
 
 import argparse
 import logging
-import random
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+from bench.common import MiB, Arrivals, numbered, process_stats, worker_env, write_files
 from devstack.processes import child_env
 from devstack.stack import DevStack
 from devstack.worker import FAUST, PROJECT_ROOT, Worker
 
-MiB = 1024**2
 WORKLOADS = {
-    "mixed": [4 * MiB] * 40 + [64 * MiB] * 2,
-    "large": [2048 * MiB],
+    "mixed": {**numbered("medium", 40, 4 * MiB), **numbered("large", 2, 64 * MiB)},
+    "large": numbered("large", 1, 2048 * MiB),
 }
-
-
-def write_files(root: Path, sizes: list[int], seed: int = 1) -> dict[str, int]:
-    rng = random.Random(seed)
-    block = rng.randbytes(8 * MiB)
-    files = {}
-    for number, size in enumerate(sizes):
-        name = f"bench/{number:04d}.bin"
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as handle:
-            # Each file starts with its own random bytes, so no two files share a hash.
-            handle.write(rng.randbytes(min(size, 4096)))
-            remaining = size - min(size, 4096)
-            while remaining:
-                piece = block[: min(remaining, len(block))]
-                handle.write(piece)
-                remaining -= len(piece)
-        files[name] = size
-    return files
-
-
-def process_stats(pid: int) -> tuple[int, float]:
-    """Peak RSS in bytes and CPU seconds (user + system) of a live process."""
-    peak = 0
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            peak = int(line.split()[1]) * 1024
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])
-    return peak, ticks / 100.0
 
 
 def wait_for(output: Path, files: dict[str, int], timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    pending = dict(files)
-    while pending:
+    arrivals = Arrivals(output, files)
+    while arrivals.poll():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{len(pending)} files did not arrive: {sorted(pending)[:5]}")
-        for name, size in list(pending.items()):
-            path = output / name
-            if path.exists() and path.stat().st_size == size:
-                del pending[name]
+            raise TimeoutError(f"{len(arrivals.pending)} files did not arrive: {sorted(arrivals.pending)[:5]}")
         time.sleep(0.05)
 
 
 def run(workload: str, partitions: int, work: Path) -> dict:
-    sizes = WORKLOADS[workload]
+    files = WORKLOADS[workload]
     source_dir = work / f"{workload}-source"
-    files = write_files(source_dir, sizes)
+    write_files(source_dir, files)
     output = work / f"{workload}-output"
     with DevStack(log_dir=work / f"{workload}-logs") as stack:
-        env = {
-            **stack.env(),
-            "FILESTREAM_OUTPUT_DIR": str(output),
-            "FILESTREAM_PARTITIONS": str(partitions),
-            "FILESTREAM_S3_ENABLED": "false",
-            "FILESTREAM_SESSION_TIMEOUT": "10",
-            "FILESTREAM_HEARTBEAT_INTERVAL": "1",
-            "FILESTREAM_LOG_LEVEL": "warning",
-        }
+        env = worker_env(stack, output, partitions, FILESTREAM_S3_ENABLED="false")
         worker = Worker(env, work / f"{workload}-worker").start()
         try:
             worker.wait_ready(timeout=120)
@@ -107,20 +63,20 @@ def run(workload: str, partitions: int, work: Path) -> dict:
             uploaded = time.monotonic() - started
             wait_for(output / "bench", files, timeout=1800)
             elapsed = time.monotonic() - started
-            peak_rss, cpu = process_stats(worker.process.pid)
+            stats = process_stats(worker.process.pid)
         finally:
             worker.stop()
-    total = sum(sizes)
+    total = sum(files.values())
     return {
         "workload": workload,
-        "files": len(sizes),
+        "files": len(files),
         "bytes": total,
         "upload_s": uploaded,
         "end_to_end_s": elapsed,
         "mb_per_s": total / elapsed / 1e6,
         "mib_per_s": total / elapsed / MiB,
-        "worker_peak_rss_mb": peak_rss / 1e6,
-        "worker_cpu_s": cpu,
+        "worker_peak_rss_mb": stats.peak_rss / 1e6,
+        "worker_cpu_s": stats.cpu_seconds,
     }
 
 
