@@ -8,6 +8,8 @@ order, so a scrape lists series in the order they first appeared.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import math
 import re
 from bisect import bisect_left
@@ -66,7 +68,7 @@ class Registry:
         return "\n".join(lines) + "\n"
 
 
-class Metric:
+class Metric(ABC):
     kind = "untyped"
 
     def __init__(self, registry: Registry, name: str, help: str, labels: Sequence[str] = ()) -> None:
@@ -85,8 +87,9 @@ class Metric:
             raise ValueError(f"{self.name} takes labels {self.label_names}, got {tuple(labels)}")
         return tuple(str(labels[name]) for name in self.label_names)
 
+    @abstractmethod
     def sample_lines(self) -> Iterator[str]:
-        raise NotImplementedError
+        """The metric's sample lines in the text exposition format."""
 
 
 class _SingleValueMetric(Metric):

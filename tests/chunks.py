@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Optional
 
-from models.chunk import FileChunk, digest, encode_chunk
+from chaos.records import file_chunks
+from models.chunk import FileChunk, encode_chunk
 
 
 def make_chunks(
@@ -16,26 +16,7 @@ def make_chunks(
     chunk_size: int = 4,
     generation: Optional[int] = 1,
 ) -> list[FileChunk]:
-    file_hash = hashlib.sha256(data).hexdigest()
-    count = max(1, -(-len(data) // chunk_size))
-    chunks = []
-    for index in range(count):
-        payload = data[index * chunk_size : (index + 1) * chunk_size]
-        chunks.append(
-            FileChunk(
-                source=source,
-                path=path,
-                generation=generation,
-                file_hash=file_hash,
-                file_size=len(data),
-                chunk_count=count,
-                index=index,
-                offset=index * chunk_size,
-                chunk_hash=digest(payload),
-                payload=payload,
-            )
-        )
-    return chunks
+    return file_chunks(data, source=source, path=path, chunk_size=chunk_size, generation=generation)
 
 
 def as_messages(chunks: list[FileChunk]) -> list[tuple[bytes, bytes]]:
