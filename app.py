@@ -62,6 +62,7 @@ app = faust.App(
 # it, None leaves the flag (and --without-web) in charge when the setting is true.
 app.boot_strategy.enable_web = None if settings.web_enabled else False
 
+
 def file_keyed_topic(name: str):
     """A topic of raw bytes keyed by file identity, partitioned like the chunk topic.
 
@@ -121,13 +122,14 @@ async def health(web, request):
 
 # Registration: agents, tables and commands attach themselves to `app` on import.
 import agents.reassembly  # noqa: E402,F401
+
 if settings.openmsistream_topic:
     import agents.openmsistream  # noqa: E402,F401  (re-keys OpenMSIStream chunks into the chunk topic)
 import agents.expiry  # noqa: E402,F401
-import web.views  # noqa: E402,F401  (views, dashboard, /metrics unless FILESTREAM_VIEWS_ENABLED=false)
-import commands.upload  # noqa: E402,F401  (registers the upload command)
-import agents.s3_transfer  # noqa: E402,F401
-import commands.transfers  # noqa: E402,F401  (registers the transfers command)
-import commands.download  # noqa: E402,F401  (registers the download command)
 import agents.processors  # noqa: E402,F401  (FILESTREAM_PROCESSORS, the metadata reproducer: an agent each)
+import agents.s3_transfer  # noqa: E402,F401
+import commands.download  # noqa: E402,F401  (registers the download command)
 import commands.reprocess  # noqa: E402,F401  (registers the reprocess command)
+import commands.transfers  # noqa: E402,F401  (registers the transfers command)
+import commands.upload  # noqa: E402,F401  (registers the upload command)
+import web.views  # noqa: E402,F401  (views, dashboard, /metrics unless FILESTREAM_VIEWS_ENABLED=false)

@@ -8,12 +8,11 @@ order, so a scrape lists series in the order they first appeared.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-
 import math
 import re
+from abc import ABC, abstractmethod
 from bisect import bisect_left
-from typing import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -44,7 +43,7 @@ def _escape_help(text: str) -> str:
 def _sample_line(name: str, label_names: Sequence[str], label_values: Sequence[str], value: float) -> str:
     if not label_names:
         return f"{name} {format_value(value)}"
-    labels = ",".join(f'{n}="{_escape_label_value(v)}"' for n, v in zip(label_names, label_values))
+    labels = ",".join(f'{n}="{_escape_label_value(v)}"' for n, v in zip(label_names, label_values, strict=True))
     return f"{name}{{{labels}}} {format_value(value)}"
 
 
@@ -54,7 +53,7 @@ class Registry:
     def __init__(self) -> None:
         self._metrics: dict[str, Metric] = {}
 
-    def register(self, metric: "Metric") -> None:
+    def register(self, metric: Metric) -> None:
         if metric.name in self._metrics:
             raise ValueError(f"metric {metric.name} is already registered")
         self._metrics[metric.name] = metric
@@ -160,9 +159,11 @@ class Histogram(Metric):
         bucket_labels = (*self.label_names, "le")
         for label_values, series in self._series.items():
             cumulative = 0
-            for bound, bucket_count in zip((*self.bounds, math.inf), series.bucket_counts):
+            for bound, bucket_count in zip((*self.bounds, math.inf), series.bucket_counts, strict=True):
                 cumulative += bucket_count
-                yield _sample_line(f"{self.name}_bucket", bucket_labels, (*label_values, format_value(bound)), cumulative)
+                yield _sample_line(
+                    f"{self.name}_bucket", bucket_labels, (*label_values, format_value(bound)), cumulative
+                )
             yield _sample_line(f"{self.name}_sum", self.label_names, label_values, series.sum)
             yield _sample_line(f"{self.name}_count", self.label_names, label_values, series.count)
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 from metrics import Counter, Gauge, Histogram, Registry
 from tables.transfer_state import State, TransferState
@@ -34,7 +35,9 @@ chunks_rejected = Counter(
 chunks_stored = Counter(registry, "filestream_chunks_stored_total", "Chunk payloads stored (duplicates not counted).")
 chunk_bytes_stored = Counter(registry, "filestream_chunk_bytes_stored_total", "Payload bytes of the chunks stored.")
 files_started = Counter(
-    registry, "filestream_files_started_total", "File generations whose first chunk arrived (new files and new generations)."
+    registry,
+    "filestream_files_started_total",
+    "File generations whose first chunk arrived (new files and new generations).",
 )
 files_completed = Counter(registry, "filestream_files_completed_total", "Files verified, written and announced.")
 file_bytes_completed = Counter(registry, "filestream_file_bytes_completed_total", "Bytes of the files completed.")
@@ -58,7 +61,10 @@ transfers_given_up = Counter(
 )
 # Set from the tables and the consumer on every scrape (web/metrics_view.py).
 files_by_status = Gauge(
-    registry, "filestream_files", "Files of this worker's partitions by status: assembling, completed, failed.", labels=("status",)
+    registry,
+    "filestream_files",
+    "Files of this worker's partitions by status: assembling, completed, failed.",
+    labels=("status",),
 )
 transfers_by_state = Gauge(
     registry, "filestream_transfers", "S3 transfer records of this worker's partitions by state.", labels=("state",)

@@ -26,7 +26,6 @@ generation policy decides between versions of a file, not their arrival order).
 from __future__ import annotations
 
 import logging
-from typing import Optional
 
 from app import app, chunks_topic, settings
 from models.chunk import ChunkDecodeError
@@ -52,7 +51,7 @@ async def forward_openmsistream_chunks(stream):
         await forward(event.key, event.value, event.message.partition)
 
 
-async def forward(key: Optional[bytes], value: Optional[bytes], partition: int) -> None:
+async def forward(key: bytes | None, value: bytes | None, partition: int) -> None:
     try:
         chunk = decode_openmsistream_chunk(value, settings.openmsistream_source)
     except ChunkDecodeError as exc:

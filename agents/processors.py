@@ -24,7 +24,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from faust.types import TopicT
 
@@ -52,10 +52,10 @@ class ProcessorRuntime:
     registration: Registration
     executor: ThreadPoolExecutor
     lock: threading.Lock
-    result_topic: Optional[TopicT]
+    result_topic: TopicT | None
 
     @classmethod
-    def create(cls, registration: Registration) -> "ProcessorRuntime":
+    def create(cls, registration: Registration) -> ProcessorRuntime:
         topic = _result_topic(registration.topic) if registration.topic is not None else None
         executor = ThreadPoolExecutor(registration.concurrency, thread_name_prefix=f"processor-{registration.name}")
         return cls(registration, executor, threading.Lock(), topic)
@@ -81,7 +81,7 @@ class ProcessorRuntime:
         else:
             log.info("%s: skipped %s generation %s: %s", self.name, file_id, event.generation, decision.value)
 
-    async def run(self, event: FileEvent, partition: int, decided_on: Optional[ProcessorResult]) -> None:
+    async def run(self, event: FileEvent, partition: int, decided_on: ProcessorResult | None) -> None:
         loop = asyncio.get_running_loop()
         outcome = await loop.run_in_executor(self.executor, run_registration, self.registration, event, self.lock)
         if outcome.message is not None:

@@ -14,7 +14,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import telemetry
 from app import app, chunks_topic, completed_topic, settings
@@ -36,7 +35,7 @@ async def reassemble(stream):
         await handle_chunk(event.key, event.value, event.message.partition)
 
 
-async def handle_chunk(key: Optional[bytes], value: bytes, partition: int) -> None:
+async def handle_chunk(key: bytes | None, value: bytes, partition: int) -> None:
     telemetry.chunk_received()
     try:
         chunk = decode_any_chunk(value, settings.chunk_codec, settings.openmsistream_source)
@@ -63,7 +62,13 @@ async def handle_chunk(key: Optional[bytes], value: bytes, partition: int) -> No
     if decision.action is Action.START:
         state = AssemblyState.begin(chunk, partition, now)
         telemetry.file_started()
-        log.info("receiving %s generation %s: %s bytes in %d chunks", file_id, chunk.generation, chunk.file_size, chunk.chunk_count)
+        log.info(
+            "receiving %s generation %s: %s bytes in %d chunks",
+            file_id,
+            chunk.generation,
+            chunk.file_size,
+            chunk.chunk_count,
+        )
     elif decision.action is Action.RESET:
         assert state is not None
         log.info("%s: %s; discarding the partial assembly", file_id, decision.reason)
@@ -129,7 +134,7 @@ async def publish_failure(file_id: FileId, state: AssemblyState, reason: str) ->
 
 
 async def _finish(
-    file_id: FileId, state: AssemblyState, status: str, reason: Optional[str], written: Optional[_Reassembled]
+    file_id: FileId, state: AssemblyState, status: str, reason: str | None, written: _Reassembled | None
 ) -> None:
     """Publish the outcome, wait for the broker's ack, then release the payloads and record it.
 
@@ -162,10 +167,10 @@ async def _finish(
 
 @dataclass
 class _Reassembled:
-    path: Optional[Path] = None  # where the file was written (None when output is off)
+    path: Path | None = None  # where the file was written (None when output is off)
     size: int = 0
     sha256: str = ""
-    failure: Optional[str] = None
+    failure: str | None = None
     missing: list[int] = field(default_factory=list)
 
 

@@ -26,14 +26,15 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
-from typing import Callable, Iterable, Iterator, Optional, TypeVar
+from datetime import UTC, datetime
+from typing import TypeVar
 
 from botocore.client import BaseClient
 
-from agents.transfer_bookkeeping import FileLocks, Probe, UnsettledTransfers
 import telemetry
+from agents.transfer_bookkeeping import FileLocks, Probe, UnsettledTransfers
 from app import app, completed_topic, file_keyed_topic, settings
 from models.events import FileEvent, decode_event
 from models.identity import FileId, InvalidIdentity
@@ -50,8 +51,8 @@ from storage.s3 import (
     make_s3_client,
     object_key,
     object_metadata,
-    upload_stream,
     translated_errors,
+    upload_stream,
     verify_object,
 )
 from tables.files import delete_payloads, iter_payloads
@@ -130,7 +131,7 @@ async def prepare_bucket() -> None:
     if not settings.s3_enabled:
         log.info("S3 transfer is off (FILESTREAM_S3_ENABLED=false)")
         return
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     bucket = settings.s3_bucket
     try:
         await in_thread(ensure_bucket, s3_client(), bucket)
@@ -214,7 +215,7 @@ async def _repeat(key: bytes, record: TransferRecord, file_event: FileEvent, dec
 
 
 def _begin(
-    key: bytes, previous: Optional[TransferRecord], file_event: FileEvent, partition: int, decision: TransferDecision
+    key: bytes, previous: TransferRecord | None, file_event: FileEvent, partition: int, decision: TransferDecision
 ) -> TransferRecord:
     """A fresh record for the event's generation; a superseded one's payloads are released."""
     if previous is not None:
@@ -265,7 +266,7 @@ async def drive(key: bytes, record: TransferRecord) -> None:
         record_transition(key, record)
 
 
-async def perform(step: Step, key: bytes, record: TransferRecord) -> Optional[TransferRecord]:
+async def perform(step: Step, key: bytes, record: TransferRecord) -> TransferRecord | None:
     """The record after ``step``; None when S3 cannot be asked now (the timer tries again)."""
     transfer = record.transfer
     now = time.time()
@@ -336,7 +337,7 @@ def _upload_unless_newer(
     )
 
 
-def _payload_chunks(key: bytes, epoch: Optional[int], chunk_count: int) -> Iterator[bytes]:
+def _payload_chunks(key: bytes, epoch: int | None, chunk_count: int) -> Iterator[bytes]:
     """The generation's payloads in order, read on the event loop (the table needs the event's partition)."""
     if epoch is None:
         raise PayloadsUnavailable("the completed-file event kept no payloads (S3 was off where it was assembled)")
@@ -346,7 +347,7 @@ def _payload_chunks(key: bytes, epoch: Optional[int], chunk_count: int) -> Itera
         yield payload
 
 
-async def verify(key: bytes, record: TransferRecord) -> Optional[TransferRecord]:
+async def verify(key: bytes, record: TransferRecord) -> TransferRecord | None:
     transfer = record.transfer
     assert transfer.checksum is not None
     file_id = FileId.from_key(key)
@@ -403,7 +404,7 @@ def _log_level(transfer: TransferState) -> int:
     return logging.DEBUG
 
 
-def release_payloads(key: bytes, epoch: Optional[int], chunk_count: int) -> None:
+def release_payloads(key: bytes, epoch: int | None, chunk_count: int) -> None:
     """S3 is done with these payloads; as their only holder (tables/payload_holds.py), it deletes them."""
     if epoch is not None:
         delete_payloads(key, epoch, list(range(chunk_count)))

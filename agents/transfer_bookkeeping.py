@@ -10,8 +10,8 @@ import asyncio
 import math
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Optional
 
 from tables.transfer_record import TransferRecord
 
@@ -54,12 +54,12 @@ class UnsettledTransfers:
     def __init__(
         self,
         scan: Callable[[], Iterable[tuple[bytes, TransferRecord]]],
-        load: Callable[[bytes], Optional[TransferRecord]],
+        load: Callable[[bytes], TransferRecord | None],
     ) -> None:
         self._scan = scan
         self._load = load
         self._keys: set[bytes] = set()
-        self._built_for: Optional[int] = None
+        self._built_for: int | None = None
 
     def note(self, key: bytes, record: TransferRecord) -> None:
         if record.transfer.terminal:
@@ -98,7 +98,7 @@ class Probe:
         self._max_age = max_age
         self._on_change = on_change
         self._clock = clock
-        self._answer: Optional[bool] = None
+        self._answer: bool | None = None
         self._asked_at = -math.inf
         self._lock = asyncio.Lock()  # callers arriving during a check share its answer
 

@@ -12,9 +12,10 @@ import subprocess
 import time
 import urllib.error
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import boto3
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -85,7 +86,7 @@ class Workload:
     hashes: dict[str, str]
 
     @classmethod
-    def generate(cls, sizes: dict[str, int], source_dir: Path, seed: int) -> "Workload":
+    def generate(cls, sizes: dict[str, int], source_dir: Path, seed: int) -> Workload:
         write_files(source_dir, sizes, seed)
         return cls(sizes, source_dir, {name: sha256_file(source_dir / name) for name in sizes})
 
@@ -112,7 +113,7 @@ class ProcessStats:
     peak_rss: int  # bytes
     cpu_seconds: float  # user + system
 
-    def __sub__(self, earlier: "ProcessStats") -> "ProcessStats":
+    def __sub__(self, earlier: ProcessStats) -> ProcessStats:
         """CPU spent since ``earlier``; the peak stays the peak."""
         return ProcessStats(self.peak_rss, self.cpu_seconds - earlier.cpu_seconds)
 
@@ -140,8 +141,12 @@ class ChildProcess:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log_file:
             self.popen = subprocess.Popen(
-                list(argv), stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=child_env(env), cwd=PROJECT_ROOT,
+                list(argv),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=child_env(env),
+                cwd=PROJECT_ROOT,
             )
         self.log_path = log_path
         self.returncode: int | None = None
@@ -311,7 +316,7 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]], text_
     def line(row: list[str]) -> str:
         return "  ".join(
             value.ljust(width) if column < text_columns else value.rjust(width)
-            for column, (value, width) in enumerate(zip(row, widths))
+            for column, (value, width) in enumerate(zip(row, widths, strict=True))
         )
 
     rule = "  ".join("-" * width for width in widths)
@@ -374,9 +379,11 @@ def timed_upload(
                     stages["in_s3"] = now - started
             clock.observe(
                 (len(arrivals.pending), valid, upload.returncode),
-                lambda: f"{len(arrivals.pending)} files not on disk (e.g. {sorted(arrivals.pending)[:3]}), "
-                f"{valid} of {len(workload.sizes)} valid in S3; worker logs:\n"
-                + "\n".join(f"--- {worker.name}\n{worker.log_tail(20)}" for worker in workers),
+                lambda valid=valid: (
+                    f"{len(arrivals.pending)} files not on disk (e.g. {sorted(arrivals.pending)[:3]}), "
+                    f"{valid} of {len(workload.sizes)} valid in S3; worker logs:\n"
+                    + "\n".join(f"--- {worker.name}\n{worker.log_tail(20)}" for worker in workers)
+                ),
             )
             time.sleep(0.05)
     finally:

@@ -154,12 +154,25 @@ class Profiler:
         self.output = output
 
     @classmethod
-    def attach(cls, pid: int, output: Path) -> "Profiler | None":
+    def attach(cls, pid: int, output: Path) -> Profiler | None:
         py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
         if py_spy is None:
             log.warning("py-spy is not installed (pip install py-spy): running without a profile")
             return None
-        argv = [py_spy, "record", "-p", str(pid), "-f", "raw", "-o", str(output), "--nolineno", "--threads", "-r", "100"]
+        argv = [
+            py_spy,
+            "record",
+            "-p",
+            str(pid),
+            "-f",
+            "raw",
+            "-o",
+            str(output),
+            "--nolineno",
+            "--threads",
+            "-r",
+            "100",
+        ]
         popen = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         return cls(popen, output)
 
@@ -184,7 +197,9 @@ def profile_report(raw: Path, top: int = 15) -> str:
     The event loop runs every agent one event at a time, so its busy time bounds the worker;
     the S3 and file threads mostly wait for I/O (py-spy counts a blocking read as busy).
     """
-    project_modules = {path.stem for path in PROJECT_ROOT.iterdir() if path.suffix == ".py" or (path / "__init__.py").exists()}
+    project_modules = {
+        path.stem for path in PROJECT_ROOT.iterdir() if path.suffix == ".py" or (path / "__init__.py").exists()
+    }
     threads: Counter[str] = Counter()
     event_loop: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
@@ -208,9 +223,18 @@ def profile_report(raw: Path, top: int = 15) -> str:
 
     return "\n\n".join(
         [
-            format_table(["thread", "busy (py-spy, 100 samples/s)"], [(name, f"{count / 100:.1f} s") for name, count in threads.most_common()]),
-            format_table(["event loop thread: function at the top of the stack", "of its busy time"], shares(event_loop, threads["MainThread"])),
-            format_table(["filestream's own functions, all threads (inclusive)", "of all busy time"], shares(inclusive, sum(threads.values()))),
+            format_table(
+                ["thread", "busy (py-spy, 100 samples/s)"],
+                [(name, f"{count / 100:.1f} s") for name, count in threads.most_common()],
+            ),
+            format_table(
+                ["event loop thread: function at the top of the stack", "of its busy time"],
+                shares(event_loop, threads["MainThread"]),
+            ),
+            format_table(
+                ["filestream's own functions, all threads (inclusive)", "of all busy time"],
+                shares(inclusive, sum(threads.values())),
+            ),
         ]
     )
 
@@ -282,23 +306,33 @@ def run_openmsistream(workload: Workload, work: Path, partitions: int) -> Run:
         # of the workload keeps the source clean for the other systems.
         upload_dir = work / "upload"
         shutil.copytree(workload.source_dir, upload_dir, copy_function=os.link)
-        downloader = start("downloader", "DataFileDownloadDirectory", str(output), "--logger_file_path", str(work / "downloader-logs"))
+        downloader = start(
+            "downloader", "DataFileDownloadDirectory", str(output), "--logger_file_path", str(work / "downloader-logs")
+        )
         uploader = None
         try:
             _warm_up(scripts, common, work, output, downloader)
             downloader_before, stack_before = process_stats(downloader.pid), stack_stats(stack)
             started = time.monotonic()
             uploader = start(
-                "uploader", "DataFileUploadDirectory", str(upload_dir),
-                "--chunk_size", str(CHUNK_SIZE), "--upload_existing", "--watchdog_lag_time", "0",
+                "uploader",
+                "DataFileUploadDirectory",
+                str(upload_dir),
+                "--chunk_size",
+                str(CHUNK_SIZE),
+                "--upload_existing",
+                "--watchdog_lag_time",
+                "0",
             )
             arrivals = IdenticalArrivals(output, workload.sizes, workload.hashes)
             clock = ProgressClock(STALL_TIMEOUT)
             while arrivals.poll():
                 clock.observe(
                     len(arrivals.pending),
-                    lambda: f"{len(arrivals.pending)} OpenMSIStream files not identical on disk "
-                    f"(e.g. {sorted(arrivals.pending)[:3]}); downloader log:\n{downloader.log_tail()}",
+                    lambda: (
+                        f"{len(arrivals.pending)} OpenMSIStream files not identical on disk "
+                        f"(e.g. {sorted(arrivals.pending)[:3]}); downloader log:\n{downloader.log_tail()}"
+                    ),
                 )
                 for process in (uploader, downloader):
                     if not process.alive():
@@ -323,7 +357,10 @@ def _warm_up(scripts: Path, common: list[str], work: Path, output: Path, downloa
     warm_file.write_bytes(b"warm-up")
     subprocess.run(
         [str(scripts / "UploadDataFile"), str(warm_file), *common, "--logger_file_path", str(work / "warm-up-logs")],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=work,
     )
     deadline = time.monotonic() + 120
     while not (output / warm_file.name).exists():
@@ -345,7 +382,9 @@ def produce_files(bootstrap: str, source_dir: Path, names: list[str], ready: Eve
     from aiokafka import AIOKafkaProducer
 
     async def produce() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, max_request_size=4 * MiB)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, max_request_size=4 * MiB
+        )
         await producer.start()
         try:
             ready.set()
@@ -372,7 +411,10 @@ def consume_records(bootstrap: str, partitions: int, expected: int, ready: Event
 
     async def consume() -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=8 * MiB, fetch_max_bytes=64 * MiB
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=8 * MiB,
+            fetch_max_bytes=64 * MiB,
         )
         await consumer.start()
         try:
@@ -405,8 +447,13 @@ def run_ceiling(workload: Workload, work: Path, partitions: int) -> Run:
         producer_ready, consumer_ready, go = context.Event(), context.Event(), context.Event()
         results = context.Queue()
         children = [
-            context.Process(target=consume_records, args=(bootstrap, partitions, workload.record_count, consumer_ready, results)),
-            context.Process(target=produce_files, args=(bootstrap, workload.source_dir, list(workload.sizes), producer_ready, go, results)),
+            context.Process(
+                target=consume_records, args=(bootstrap, partitions, workload.record_count, consumer_ready, results)
+            ),
+            context.Process(
+                target=produce_files,
+                args=(bootstrap, workload.source_dir, list(workload.sizes), producer_ready, go, results),
+            ),
         ]
         for child in children:
             child.start()
@@ -439,7 +486,9 @@ def stage_cell(workload: Workload, run: Run | None, stage: str) -> str:
     if run is None or stage not in run.stages:
         return "—"
     seconds = run.stages[stage]
-    return f"{seconds:6.1f} s {workload.total_bytes / seconds / MB:6.1f} MB/s {len(workload.sizes) / seconds:6.1f} files/s"
+    return (
+        f"{seconds:6.1f} s {workload.total_bytes / seconds / MB:6.1f} MB/s {len(workload.sizes) / seconds:6.1f} files/s"
+    )
 
 
 def report(workload: Workload, runs: dict[str, Run], partitions: int, load: float) -> str:
@@ -449,7 +498,10 @@ def report(workload: Workload, runs: dict[str, Run], partitions: int, load: floa
         f"load average before: {load:.2f}",
         "",
         format_table(
-            ["stage (from the upload's start)", *(run.system if run else system for run, system in zip(ordered, SYSTEMS))],
+            [
+                "stage (from the upload's start)",
+                *(run.system if run else system for run, system in zip(ordered, SYSTEMS, strict=True)),
+            ],
             [[title, *(stage_cell(workload, run, stage) for run in ordered)] for stage, title in STAGE_TITLES.items()],
         ),
         "",

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import MiB, Arrivals, numbered, process_stats, worker_env, write_files
+from bench.common import Arrivals, MiB, numbered, process_stats, worker_env, write_files
 from devstack.processes import child_env
 from devstack.stack import DevStack
 from devstack.worker import FAUST, PROJECT_ROOT, Worker

@@ -17,8 +17,8 @@ import tempfile
 import time
 import uuid
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from devstack.stack import DevStack
 from settings import load_settings, parse_size

@@ -21,9 +21,9 @@ import argparse
 import logging
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from bench.common import (
     BENCH_VAR,
@@ -132,14 +132,20 @@ class Recovery:
         if not unfinished[busiest.name]:
             return  # nothing in flight anywhere yet: ask again at the next poll
         busiest.kill()
-        self.victim, self.victim_partitions, self.in_flight = busiest, split.get(busiest.name, []), unfinished[busiest.name]
+        self.victim, self.victim_partitions, self.in_flight = (
+            busiest,
+            split.get(busiest.name, []),
+            unfinished[busiest.name],
+        )
         self.killed_at = elapsed
         log.info("killed %s at %.1fs with %d files in flight", busiest.name, elapsed, len(self.in_flight))
 
     def _in_flight_done(self, survivors: list[Worker]) -> bool:
         valid: set[str] = set()
         for worker in survivors:
-            valid |= {row["file_id"] for row in view_rows(worker, "/filestream/transfers/?state=valid", "transfers") or []}
+            valid |= {
+                row["file_id"] for row in view_rows(worker, "/filestream/transfers/?state=valid", "transfers") or []
+            }
         if not self.in_flight <= valid:
             return False
         return all(_size_or_none(self.output / file) == self.sizes[file] for file in self.in_flight)
@@ -166,7 +172,9 @@ def run_workers(workload: Workload, work: Path, count: int, partitions: int, kil
     output = work / "output"
     with DevStack(log_dir=work / "logs") as stack:
         env = worker_env(stack, output, partitions)
-        workers = [Worker(env, work / f"worker-{number}", name=f"worker-{number}").start() for number in range(1, count + 1)]
+        workers = [
+            Worker(env, work / f"worker-{number}", name=f"worker-{number}").start() for number in range(1, count + 1)
+        ]
         try:
             split = wait_for_split(workers, partitions)
             log.info("%d workers ready: %s", count, split)
@@ -191,10 +199,16 @@ def _seconds(value: float | None) -> str:
     return f"{value:.1f} s" if value is not None else "—"
 
 
+def victim_label(recovery: Recovery) -> str:
+    name = recovery.victim.name if recovery.victim else "none"
+    return f"{name} ({','.join(map(str, recovery.victim_partitions))})"
+
+
 def report(workload: Workload, runs: list[ScaleRun], partitions: int, load: float) -> str:
     def throughput(run: ScaleRun, stage: str) -> str:
         seconds = run.stages[stage]
-        return f"{seconds:5.1f} s {workload.total_bytes / seconds / MB:5.1f} MB/s {len(workload.sizes) / seconds:5.1f} files/s"
+        rate = workload.total_bytes / seconds / MB
+        return f"{seconds:5.1f} s {rate:5.1f} MB/s {len(workload.sizes) / seconds:5.1f} files/s"
 
     scale = [run for run in runs if run.recovery is None]
     recoveries = [run for run in runs if run.recovery is not None]
@@ -203,7 +217,15 @@ def report(workload: Workload, runs: list[ScaleRun], partitions: int, load: floa
         f"{GROUP_TIMEOUTS['FILESTREAM_SESSION_TIMEOUT']} s; load average before: {load:.2f}",
         "",
         format_table(
-            ["workers", "sent", "on disk", "valid in S3", "partitions per worker", "worker CPU (sum)", "largest peak RSS"],
+            [
+                "workers",
+                "sent",
+                "on disk",
+                "valid in S3",
+                "partitions per worker",
+                "worker CPU (sum)",
+                "largest peak RSS",
+            ],
             [
                 [
                     run.workers,
@@ -222,12 +244,19 @@ def report(workload: Workload, runs: list[ScaleRun], partitions: int, load: floa
         lines += [
             "",
             format_table(
-                ["workers", "killed (its partitions)", "at", "files in flight on it", "partitions taken over after",
-                 "in-flight files completed after", "all valid in S3 at"],
+                [
+                    "workers",
+                    "killed (its partitions)",
+                    "at",
+                    "files in flight on it",
+                    "partitions taken over after",
+                    "in-flight files completed after",
+                    "all valid in S3 at",
+                ],
                 [
                     [
                         run.workers,
-                        f"{run.recovery.victim.name if run.recovery.victim else 'none'} ({','.join(map(str, run.recovery.victim_partitions))})",
+                        victim_label(run.recovery),
                         _seconds(run.recovery.killed_at),
                         len(run.recovery.in_flight),
                         _seconds(run.recovery.takeover_after),
@@ -250,7 +279,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a much smaller workload")
     parser.add_argument("--workers", type=_counts, default=[1, 2, 4], help="worker counts to measure (default 1,2,4)")
-    parser.add_argument("--kill-with", type=_counts, default=[2, 4], help="worker counts of the recovery runs (default 2,4)")
+    parser.add_argument(
+        "--kill-with", type=_counts, default=[2, 4], help="worker counts of the recovery runs (default 2,4)"
+    )
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()

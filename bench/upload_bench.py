@@ -34,7 +34,7 @@ from client.chunking import DEFAULT_KEEP_LIMIT
 from client.discovery import discover
 from client.progress import LogProgress
 from client.registry import Registry
-from client.uploader import Outcome, UploadOptions, Uploader, upload_once
+from client.uploader import Outcome, Uploader, UploadOptions, upload_once
 from devstack.stack import DevStack
 from settings import load_settings, parse_size
 

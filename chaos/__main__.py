@@ -20,8 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chaos", description=__doc__.split("\n\n")[0])
     parser.add_argument("--long", action="store_true", help="more faults, more files, longer outages (about 4 minutes)")
     parser.add_argument("--seed", type=int, default=1, help="the campaign's random choices (default 1)")
-    parser.add_argument("--work", type=Path, default=PROJECT_ROOT / "var" / "chaos",
-                        help="working directory, emptied first (default var/chaos)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=PROJECT_ROOT / "var" / "chaos",
+        help="working directory, emptied first (default var/chaos)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)

@@ -16,9 +16,10 @@ import os
 import random
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, TypeVar
+from typing import TypeVar
 
 from bench.common import ChildProcess, broker_address, format_table, s3_client, s3_sha256, upload_command, view_rows
 from chaos.records import CORRUPTIONS, Message, file_chunks, message, messages, produce
@@ -61,7 +62,9 @@ class Scenario:
     expected: dict[str, bytes] = field(default_factory=dict)  # path → content
     escape_names: set[str] = field(default_factory=set)  # hostile names: no such file outside the source's folder
     escape_paths: set[Path] = field(default_factory=set)  # places outside the work dir hostile names point at
-    untouchable: dict[Path, bytes] = field(default_factory=dict)  # files outside the output dir that must keep their bytes
+    untouchable: dict[Path, bytes] = field(
+        default_factory=dict
+    )  # files outside the output dir that must keep their bytes
     seconds: float = 0.0
     worker_died: bool = False  # on its own, not killed by the scenario
     notes: list[str] = field(default_factory=list)
@@ -107,7 +110,7 @@ class Pipeline:
         self.worker: Worker | None = None
         self.worker_starts = 0
 
-    def __enter__(self) -> "Pipeline":
+    def __enter__(self) -> Pipeline:
         self.stack.start()
         self.gate.come_back()
         try:
@@ -146,7 +149,9 @@ class Pipeline:
     def transfers(self, source: str, state: str | None = None) -> dict[str, dict]:
         """The source's S3 transfer records (in ``state``), by path; none while the worker does not answer."""
         assert self.worker is not None
-        rows = view_rows(self.worker, "/filestream/transfers/" + (f"?state={state}" if state else ""), "transfers") or []
+        rows = (
+            view_rows(self.worker, "/filestream/transfers/" + (f"?state={state}" if state else ""), "transfers") or []
+        )
         prefix = f"{source}/"
         return {row["file_id"].removeprefix(prefix): row for row in rows if row["file_id"].startswith(prefix)}
 
@@ -158,19 +163,32 @@ class Pipeline:
 
 
 def wait_for_delivery(pipeline: Pipeline, scenario: Scenario, stall_timeout: float) -> None:
-    """Until every file is in the output dir and valid in S3 with the expected content, or no progress for ``stall_timeout``."""
+    """Until every file is in the output dir and valid in S3 with the expected content.
+
+    Gives up after ``stall_timeout`` seconds without progress.
+    """
     wanted = {path: hashlib.sha256(data).hexdigest() for path, data in scenario.expected.items()}
     done: set[str] = set()
     last_progress = time.monotonic()
     while len(done) < len(wanted):
         valid = {path: row["file_hash"] for path, row in pipeline.transfers(scenario.name, "valid").items()}
         for path, digest in wanted.items():
-            if path not in done and valid.get(path) == digest and pipeline.output_bytes(scenario.name, path) == scenario.expected[path]:
+            if (
+                path not in done
+                and valid.get(path) == digest
+                and pipeline.output_bytes(scenario.name, path) == scenario.expected[path]
+            ):
                 done.add(path)
                 last_progress = time.monotonic()
         if time.monotonic() - last_progress > stall_timeout:
             missing = sorted(set(wanted) - done)
-            log.error("%s: %d files not delivered after %.0fs without progress, e.g. %s", scenario.name, len(missing), stall_timeout, missing[:5])
+            log.error(
+                "%s: %d files not delivered after %.0fs without progress, e.g. %s",
+                scenario.name,
+                len(missing),
+                stall_timeout,
+                missing[:5],
+            )
             return
         time.sleep(0.2)
 
@@ -228,8 +246,16 @@ def s3_outages(pipeline: Pipeline, rng: random.Random, intensity: Intensity) -> 
     }
     downtime, in_flight, reset = 0.0, 0, 0
     for batch in _split(list(scenario.expected.items()), intensity.s3_outages):
-        pipeline.produce(messages(c for path, data in batch for c in file_chunks(data, source=scenario.name, path=path, chunk_size=MiB, generation=1)))
-        transferring = _wait_for(lambda: [path for path, row in pipeline.transfers(scenario.name).items() if row["state"] in IN_FLIGHT], 60)
+        pipeline.produce(
+            messages(
+                c
+                for path, data in batch
+                for c in file_chunks(data, source=scenario.name, path=path, chunk_size=MiB, generation=1)
+            )
+        )
+        transferring = _wait_for(
+            lambda: [path for path, row in pipeline.transfers(scenario.name).items() if row["state"] in IN_FLIGHT], 60
+        )
         # Down while a request is on the wire, so that one breaks in the middle.
         _wait_for(lambda: pipeline.gate.open_connections, 10, interval=0.001)
         reset += pipeline.gate.go_down()
@@ -239,7 +265,9 @@ def s3_outages(pipeline: Pipeline, rng: random.Random, intensity: Intensity) -> 
         pipeline.gate.come_back()
         downtime += seconds
         in_flight += len(transferring or ())
-    scenario.faults = f"{intensity.s3_outages} outages, {downtime:.0f} s down; {in_flight} transfers in flight, {reset} requests cut"
+    scenario.faults = (
+        f"{intensity.s3_outages} outages, {downtime:.0f} s down; {in_flight} transfers in flight, {reset} requests cut"
+    )
     return scenario
 
 
@@ -292,7 +320,9 @@ def corrupted_duplicated_reordered(pipeline: Pipeline, rng: random.Random, inten
     rng.shuffle(records)
     good_values = {value for _, value in good}
     for key, record in after_first_good:
-        first = next(index for index, (other_key, value) in enumerate(records) if other_key == key and value in good_values)
+        first = next(
+            index for index, (other_key, value) in enumerate(records) if other_key == key and value in good_values
+        )
         records.insert(rng.randint(first + 1, len(records)), record)
     resent = rng.sample(good, k=min(len(good), 10))
     pipeline.produce(records)
@@ -311,8 +341,12 @@ def stale_generations(pipeline: Pipeline, rng: random.Random, intensity: Intensi
         path = f"versions-{number:03d}.bin"
         versions = {generation: rng.randbytes(rng.randint(CHUNK, 6 * CHUNK)) for generation in (1, 2, 3)}
 
-        def chunks(generation: int) -> list[Message]:
-            return messages(file_chunks(versions[generation], source=scenario.name, path=path, chunk_size=CHUNK, generation=generation))
+        def chunks(generation: int, versions: dict[int, bytes] = versions, path: str = path) -> list[Message]:
+            return messages(
+                file_chunks(
+                    versions[generation], source=scenario.name, path=path, chunk_size=CHUNK, generation=generation
+                )
+            )
 
         pattern = number % 4
         if pattern == 0:  # the older one after the newer one
@@ -347,7 +381,7 @@ def hostile_paths(pipeline: Pipeline, rng: random.Random, intensity: Intensity) 
         (scenario.name, f"../{tag}-1.txt"),
         (scenario.name, f"../../{tag}-2.txt"),
         (scenario.name, f"deep/../../../{tag}-3.txt"),
-        (scenario.name, f"/tmp/{tag}-4.txt"),
+        (scenario.name, f"/tmp/{tag}-4.txt"),  # noqa: S108  (a hostile absolute name, never opened)
         (scenario.name, f"C:/{tag}-5.txt"),
         (scenario.name, f"..\\..\\{tag}-6.txt"),
         ("..", f"{tag}-7.txt"),
@@ -367,9 +401,15 @@ def hostile_paths(pipeline: Pipeline, rng: random.Random, intensity: Intensity) 
     (planted / "linked-file.txt").symlink_to(victim)
     names += [(scenario.name, f"linked-dir/{tag}-11.txt"), (scenario.name, "linked-file.txt")]
 
-    records = messages(c for path, data in scenario.expected.items() for c in file_chunks(data, source=scenario.name, path=path, chunk_size=CHUNK, generation=1))
+    records = messages(
+        c
+        for path, data in scenario.expected.items()
+        for c in file_chunks(data, source=scenario.name, path=path, chunk_size=CHUNK, generation=1)
+    )
     for source, path in names:
-        records += messages(file_chunks(f"{tag} was here".encode(), source=source, path=path, chunk_size=CHUNK, generation=1))
+        records += messages(
+            file_chunks(f"{tag} was here".encode(), source=source, path=path, chunk_size=CHUNK, generation=1)
+        )
         target = Path(path) if path.startswith("/") else Path(os.path.normpath(pipeline.output / source / path))
         if not target.is_relative_to(pipeline.work):
             scenario.escape_paths.add(target)
@@ -434,8 +474,16 @@ def judge(pipeline: Pipeline, scenario: Scenario) -> Outcome:
     escaped = list(_escaped_files(pipeline, scenario))
     notes = scenario.notes + [f"escaped: {path}" for path in escaped]
     return Outcome(
-        scenario.name, scenario.faults, len(scenario.expected), delivered, lost, corrupt, len(escaped),
-        scenario.seconds, scenario.worker_died, notes,
+        scenario.name,
+        scenario.faults,
+        len(scenario.expected),
+        delivered,
+        lost,
+        corrupt,
+        len(escaped),
+        scenario.seconds,
+        scenario.worker_died,
+        notes,
     )
 
 
@@ -462,7 +510,16 @@ def run_campaign(work: Path, seed: int, intensity: Intensity = QUICK) -> list[Ou
 
 def report(outcomes: list[Outcome]) -> str:
     table = format_table(
-        ["scenario", "faults injected", "expected", "delivered byte-identical", "lost", "corrupt", "outside output dir", "seconds"],
+        [
+            "scenario",
+            "faults injected",
+            "expected",
+            "delivered byte-identical",
+            "lost",
+            "corrupt",
+            "outside output dir",
+            "seconds",
+        ],
         [
             [o.scenario, o.faults, o.expected, o.delivered, o.lost, o.corrupt, o.escaped, f"{o.seconds:.1f}"]
             for o in outcomes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
 
@@ -13,7 +13,7 @@ from models.chunk import FileChunk, digest, encode_chunk
 Message = tuple[bytes, bytes]  # (key, value) on the chunk topic
 
 
-def file_chunks(data: bytes, *, source: str, path: str, chunk_size: int, generation: Optional[int]) -> list[FileChunk]:
+def file_chunks(data: bytes, *, source: str, path: str, chunk_size: int, generation: int | None) -> list[FileChunk]:
     """Every chunk of one generation of a file, in order."""
     file_hash = hashlib.sha256(data).hexdigest()
     count = max(1, -(-len(data) // chunk_size))
@@ -85,7 +85,9 @@ CORRUPTIONS = {
 
 async def produce(bootstrap: str, topic: str, records: list[Message]) -> None:
     """Send in order, each acknowledged by the broker (acks=all), as the uploader does."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, max_request_size=16 * 1024**2)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, max_request_size=16 * 1024**2
+    )
     await producer.start()
     try:
         futures = [await producer.send(topic, key=key, value=value) for key, value in records]

@@ -9,6 +9,7 @@ bucket, which no restart of a real S3 or MinIO does.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -56,10 +57,8 @@ class S3Gate:
             listener.close()
         for connection in connections:
             connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
-            try:
+            with contextlib.suppress(OSError):  # the peer is gone already
                 connection.shutdown(socket.SHUT_RD)
-            except OSError:
-                pass  # the peer is gone already
             connection.close()
         return len(connections) // 2
 

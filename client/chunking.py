@@ -68,7 +68,7 @@ class ScannedFile:
         return offset, min(self.chunk_size, self.size - offset)
 
 
-def scan_file(path: Path, chunk_size: int, keep_limit: int = DEFAULT_KEEP_LIMIT) -> tuple[ScannedFile, "ChunkPayloads"]:
+def scan_file(path: Path, chunk_size: int, keep_limit: int = DEFAULT_KEEP_LIMIT) -> tuple[ScannedFile, ChunkPayloads]:
     """One streaming pass over ``path``: file hash, chunk hashes, and the payloads if the file is small.
 
     Raises :class:`FileChangedError` if the size or modification time moved during the

@@ -13,9 +13,9 @@ import logging
 import os
 import re
 import stat
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 from models.identity import FileId, InvalidIdentity
 
@@ -30,7 +30,7 @@ class FileSignature:
     mtime_ns: int
 
     @classmethod
-    def of(cls, status: os.stat_result) -> "FileSignature":
+    def of(cls, status: os.stat_result) -> FileSignature:
         return cls(status.st_size, status.st_mtime_ns)
 
 
@@ -67,7 +67,7 @@ class PathFilter:
     exclude: tuple[re.Pattern[str], ...] = ()
 
     @classmethod
-    def compile(cls, include: Iterable[str] = (), exclude: Iterable[str] = ()) -> "PathFilter":
+    def compile(cls, include: Iterable[str] = (), exclude: Iterable[str] = ()) -> PathFilter:
         return cls(tuple(map(re.compile, include)), tuple(map(re.compile, exclude)))
 
     def accepts(self, relative_path: str) -> bool:
@@ -123,7 +123,9 @@ def _walk_root(root: Path, source: str, path_filter: PathFilter) -> Iterator[Loc
         yield Rejected(root, "skipped: not a regular file or directory", False)
 
 
-def _walk_directory(base: Path, directory: Path, source: str, path_filter: PathFilter) -> Iterator[LocalFile | Rejected]:
+def _walk_directory(
+    base: Path, directory: Path, source: str, path_filter: PathFilter
+) -> Iterator[LocalFile | Rejected]:
     try:
         with os.scandir(directory) as scan:
             entries = sorted(scan, key=lambda entry: entry.name)

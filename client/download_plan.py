@@ -35,10 +35,10 @@ point order, which for UTF-8 keys is S3's listing order).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence
 
 from models.identity import MAX_SEGMENT_BYTES, FileId, InvalidIdentity
 from storage.s3 import StoredObject, key_folder
@@ -61,7 +61,7 @@ class Selection:
 
     sources: tuple[str, ...] = ()
     prefix: str = ""
-    match: Optional[re.Pattern[str]] = None
+    match: re.Pattern[str] | None = None
 
     def selects(self, name: str) -> bool:
         return (
@@ -127,7 +127,7 @@ def _flat(dest: Path, file_id: FileId, stored: StoredObject) -> Path:
 
 
 def _by_date(dest: Path, file_id: FileId, stored: StoredObject) -> Path:
-    return file_id.destination(dest / stored.last_modified.astimezone(timezone.utc).strftime("%Y-%m-%d"))
+    return file_id.destination(dest / stored.last_modified.astimezone(UTC).strftime("%Y-%m-%d"))
 
 
 Layout = Callable[[Path, FileId, StoredObject], Path]

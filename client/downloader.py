@@ -21,12 +21,13 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import IO, Iterator, Optional, Protocol, Sequence
+from typing import IO, Protocol
 
 from botocore.client import BaseClient
 from tqdm import tqdm
@@ -78,7 +79,7 @@ class Progress(Protocol):
 
 
 def run_download(
-    settings: Settings, request: DownloadRequest, stop: threading.Event, progress_stream: Optional[IO[str]] = None
+    settings: Settings, request: DownloadRequest, stop: threading.Event, progress_stream: IO[str] | None = None
 ) -> DownloadReport:
     """Download what ``request`` selects from the configured bucket; setting ``stop`` ends it early.
 
@@ -120,7 +121,8 @@ def describe_objects(client: BaseClient, bucket: str, keys: Sequence[str], *, jo
     """HeadObject for every key, on ``jobs`` threads; a key deleted since it was listed is an error."""
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="describe") as pool:
         described = list(pool.map(partial(describe_object, client, bucket), keys))
-    refuse([key for key, stored in zip(keys, described) if stored is None], "object(s) deleted since the listing")
+    deleted = [key for key, stored in zip(keys, described, strict=True) if stored is None]
+    refuse(deleted, "object(s) deleted since the listing")
     return [stored for stored in described if stored is not None]
 
 
@@ -141,9 +143,7 @@ def execute(
     for download in plan.downloads:
         confined_destination(plan.dest, download.destination, download.stored.key)
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="download") as pool:
-        futures = [
-            pool.submit(_download_one, client, bucket, download, progress, stop) for download in plan.downloads
-        ]
+        futures = [pool.submit(_download_one, client, bucket, download, progress, stop) for download in plan.downloads]
         try:
             wait(futures)
         except BaseException:
@@ -159,9 +159,10 @@ def _download_one(
     if stop.is_set():
         raise DownloadStopped()
     try:
-        with AtomicFile(download.destination) as out, closing(
-            read_verified(client, bucket, download.stored, piece_size=PIECE_SIZE)
-        ) as pieces:
+        with (
+            AtomicFile(download.destination) as out,
+            closing(read_verified(client, bucket, download.stored, piece_size=PIECE_SIZE)) as pieces,
+        ):
             for piece in pieces:
                 if stop.is_set():
                     raise DownloadStopped()
@@ -180,7 +181,7 @@ def _download_one(
 def _report(plan: DownloadPlan, futures: Sequence[Future[None]], *, stopped: bool) -> DownloadReport:
     written: list[Path] = []
     failed: list[tuple[PlannedDownload, str]] = []
-    for download, future in zip(plan.downloads, futures):
+    for download, future in zip(plan.downloads, futures, strict=True):
         error = future.exception()
         if error is None:
             written.append(download.destination)

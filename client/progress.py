@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
-from abc import ABC, abstractmethod
 import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, Iterator
+from typing import IO
 
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm

@@ -72,13 +72,13 @@ class Registry:
         self._db.execute(_SCHEMA)
 
     @classmethod
-    def in_data_dir(cls, data_dir: Path, topic: str) -> "Registry":
+    def in_data_dir(cls, data_dir: Path, topic: str) -> Registry:
         return cls(data_dir / REGISTRY_FILE, topic)
 
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> "Registry":
+    def __enter__(self) -> Registry:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

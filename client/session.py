@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import re
 import socket
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, Callable, Sequence
 
 from client.discovery import PathFilter, discover, log_rejection
 from client.progress import progress_for
 from client.registry import Registry
-from client.uploader import UploadOptions, Uploader, upload_once
+from client.uploader import Uploader, UploadOptions, upload_once
 from client.watch import watch
 from models.identity import InvalidIdentity, validate_source
 from settings import Settings

@@ -21,10 +21,11 @@ import logging
 import sqlite3
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import partial
-from typing import Any, Awaitable, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -96,7 +97,7 @@ class ProducerLike(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def send(self, topic: str, value: bytes, key: bytes) -> "asyncio.Future[Any]": ...
+    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[Any]: ...
 
 
 def kafka_producer(settings: Settings, options: UploadOptions) -> AIOKafkaProducer:
@@ -229,7 +230,7 @@ class Uploader:
         self._preparing = self._start_preparing() if self._queue else None
         return delivery
 
-    def _start_preparing(self) -> tuple[LocalFile, "asyncio.Task[_Delivery | None]"]:
+    def _start_preparing(self) -> tuple[LocalFile, asyncio.Task[_Delivery | None]]:
         file = self._queue.popleft()
         return file, asyncio.create_task(self._prepare(file))
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, Hashable, Mapping, Sequence, TypeVar
+from typing import Generic, TypeVar
 
 from client.discovery import FileSignature, PathFilter, Rejected, discover, log_rejection
 from client.registry import Registry
@@ -104,9 +105,7 @@ async def watch(
     while True:
         found = await asyncio.to_thread(discover, roots, source, path_filter)
         rejections.report(found.rejected)
-        unsent = {
-            file.file_id: file for file in found.files if not registry.is_sent(file.file_id, file.signature)
-        }
+        unsent = {file.file_id: file for file in found.files if not registry.is_sent(file.file_id, file.signature)}
         ready = tracker.observe({file_id: file.signature for file_id, file in unsent.items()}, time.monotonic())
         if ready:
             for result in await uploader.upload([unsent[file_id] for file_id in ready]):

@@ -13,8 +13,8 @@ import logging
 import re
 import signal
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import click
 from faust.cli import AppCommand, argument, option
@@ -39,7 +39,7 @@ def _sources(ctx: click.Context, param: click.Parameter, values: Sequence[str]) 
         raise click.BadParameter(str(exc)) from None
 
 
-def _regex(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[re.Pattern[str]]:
+def _regex(ctx: click.Context, param: click.Parameter, value: str | None) -> re.Pattern[str] | None:
     try:
         return None if value is None else re.compile(value)
     except re.error as exc:
@@ -48,29 +48,58 @@ def _regex(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> 
 
 @app.command(
     argument("dest", type=click.Path(file_okay=False, path_type=Path)),
-    option("--source", "sources", multiple=True, metavar="NAME", callback=_sources,
-           help="Only the files of this source; repeatable."),
-    option("--prefix", default="", metavar="TEXT",
-           help=f"Only files whose source/path starts with TEXT (below {PREFIX}S3_PREFIX)."),
-    option("--match", default=None, metavar="REGEX", callback=_regex,
-           help="Only files whose source/path matches (re.search)."),
-    option("--layout", type=click.Choice(list(LAYOUTS)), default="mirror", show_default=True,
-           help="mirror: DEST/source/path; flat: DEST/source__dir__name; "
-                "by_date: DEST/YYYY-MM-DD/source/path, by the UTC day the object was stored."),
-    option("--overwrite", is_flag=True, default=False,
-           help="Replace existing files, each only once its download is complete and verified."),
-    option("--jobs", type=click.IntRange(min=1), default=None, metavar="N",
-           help=f"Files downloaded in parallel [default: {PREFIX}S3_THREADS]."),
+    option(
+        "--source",
+        "sources",
+        multiple=True,
+        metavar="NAME",
+        callback=_sources,
+        help="Only the files of this source; repeatable.",
+    ),
+    option(
+        "--prefix",
+        default="",
+        metavar="TEXT",
+        help=f"Only files whose source/path starts with TEXT (below {PREFIX}S3_PREFIX).",
+    ),
+    option(
+        "--match",
+        default=None,
+        metavar="REGEX",
+        callback=_regex,
+        help="Only files whose source/path matches (re.search).",
+    ),
+    option(
+        "--layout",
+        type=click.Choice(list(LAYOUTS)),
+        default="mirror",
+        show_default=True,
+        help="mirror: DEST/source/path; flat: DEST/source__dir__name; "
+        "by_date: DEST/YYYY-MM-DD/source/path, by the UTC day the object was stored.",
+    ),
+    option(
+        "--overwrite",
+        is_flag=True,
+        default=False,
+        help="Replace existing files, each only once its download is complete and verified.",
+    ),
+    option(
+        "--jobs",
+        type=click.IntRange(min=1),
+        default=None,
+        metavar="N",
+        help=f"Files downloaded in parallel [default: {PREFIX}S3_THREADS].",
+    ),
 )
 async def download(
     self: AppCommand,
     dest: Path,
     sources: tuple[str, ...],
     prefix: str,
-    match: Optional[re.Pattern[str]],
+    match: re.Pattern[str] | None,
     layout: str,
     overwrite: bool,
-    jobs: Optional[int],
+    jobs: int | None,
 ) -> None:
     """Download the files stored in S3 into DEST, each verified against its CRC32 and written atomically."""
     # As in the upload command: Faust gives its console handler the -l level (WARN by default),

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import click
 from faust.cli import AppCommand, argument, option
@@ -62,23 +62,67 @@ def _positive(ctx: click.Context, param: click.Parameter, value: float) -> float
 
 @app.command(
     argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path)),
-    option("--include", multiple=True, metavar="REGEX", callback=_regexes,
-           help="Send only files whose path relative to its PATH matches (re.search); repeatable."),
-    option("--exclude", multiple=True, metavar="REGEX", callback=_regexes,
-           help="Do not send files whose relative path matches; repeatable, wins over --include."),
-    option("--chunk-size", metavar="SIZE", default=None, callback=_chunk_size, show_default=False,
-           help=f"Payload bytes per chunk record, e.g. 512KiB [default: {PREFIX}CHUNK_SIZE]."),
-    option("--source", metavar="NAME", default=None, callback=_source, show_default=False,
-           help="Source name sent with every file [default: this host's name]."),
+    option(
+        "--include",
+        multiple=True,
+        metavar="REGEX",
+        callback=_regexes,
+        help="Send only files whose path relative to its PATH matches (re.search); repeatable.",
+    ),
+    option(
+        "--exclude",
+        multiple=True,
+        metavar="REGEX",
+        callback=_regexes,
+        help="Do not send files whose relative path matches; repeatable, wins over --include.",
+    ),
+    option(
+        "--chunk-size",
+        metavar="SIZE",
+        default=None,
+        callback=_chunk_size,
+        show_default=False,
+        help=f"Payload bytes per chunk record, e.g. 512KiB [default: {PREFIX}CHUNK_SIZE].",
+    ),
+    option(
+        "--source",
+        metavar="NAME",
+        default=None,
+        callback=_source,
+        show_default=False,
+        help="Source name sent with every file [default: this host's name].",
+    ),
     option("--watch", is_flag=True, default=False, help="Keep running: send new and changed files as they settle."),
-    option("--settle", type=float, default=5.0, metavar="SECONDS", callback=_positive,
-           help="With --watch: send a file once its size and mtime have not changed for this long."),
-    option("--poll", type=float, default=1.0, metavar="SECONDS", callback=_positive,
-           help="With --watch: seconds between looks at the directories."),
-    option("--retries", type=click.IntRange(min=0), default=5,
-           help="Retries, with doubling pauses from 1 s, while the broker does not acknowledge."),
-    option("--timeout", type=float, default=30.0, metavar="SECONDS", callback=_positive,
-           help="Seconds to wait for the broker to acknowledge a request before it counts as failed."),
+    option(
+        "--settle",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        callback=_positive,
+        help="With --watch: send a file once its size and mtime have not changed for this long.",
+    ),
+    option(
+        "--poll",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        callback=_positive,
+        help="With --watch: seconds between looks at the directories.",
+    ),
+    option(
+        "--retries",
+        type=click.IntRange(min=0),
+        default=5,
+        help="Retries, with doubling pauses from 1 s, while the broker does not acknowledge.",
+    ),
+    option(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        callback=_positive,
+        help="Seconds to wait for the broker to acknowledge a request before it counts as failed.",
+    ),
 )
 async def upload(
     self: AppCommand,

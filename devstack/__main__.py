@@ -147,7 +147,7 @@ def run_demo(args: argparse.Namespace) -> int:
                 _read_metadata(stack.broker_url.removeprefix("kafka://"), "filestream-metadata", identities, 30)
             )
             print(f"\n{'file':28} {'bytes':>9}  {'output dir':15} {'S3':8} metadata")
-            for name, identity in zip(sorted(sizes), identities):
+            for name, identity in zip(sorted(sizes), identities, strict=True):
                 verdict = {True: "byte-identical", False: "DIFFERENT"}.get(arrived.get(name), "missing")
                 content = metadata.get(identity, {}).get("content", {})
                 print(

@@ -16,8 +16,9 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Mapping, Sequence
+from typing import IO
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ class ManagedProcess:
         self.name = name
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log_file: IO[bytes] = open(log_path, "ab")
+        # Open for the child's whole life, closed by stop()/kill(): no with-block can span that.
+        self._log_file: IO[bytes] = open(log_path, "ab")  # noqa: SIM115
         self.popen = subprocess.Popen(
             list(argv),
             stdout=self._log_file,

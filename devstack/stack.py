@@ -60,7 +60,7 @@ class DevStack:
             **DEV_AWS_CREDENTIALS,
         }
 
-    def start(self) -> "DevStack":
+    def start(self) -> DevStack:
         listener = f"tcp://{HOST}:{self.broker_port}"
         broker = ManagedProcess(
             "broker",
@@ -93,7 +93,7 @@ class DevStack:
             process.stop()
         self.processes.clear()
 
-    def __enter__(self) -> "DevStack":
+    def __enter__(self) -> DevStack:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

@@ -12,7 +12,7 @@ import io
 import math
 import threading
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from processors.api import CompletedFile, reproducer
 
@@ -43,7 +43,7 @@ class ColumnStats:
 
 
 @reproducer(name="csv-stats", match=r"\.csv$", topic="csv-stats")
-def csv_stats(file: CompletedFile, lock: threading.Lock) -> Optional[dict[str, Any]]:
+def csv_stats(file: CompletedFile, lock: threading.Lock) -> dict[str, Any] | None:
     with file.open() as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="") as text:
         rows = csv.reader(text)
         header = next(rows, None)
@@ -55,7 +55,8 @@ def csv_stats(file: CompletedFile, lock: threading.Lock) -> Optional[dict[str, A
             if not row:
                 continue
             row_count += 1
-            for stats, value in zip(columns, row):
+            # A short or long row counts what it has.
+            for stats, value in zip(columns, row, strict=False):
                 stats.add(value)
     return {
         "source": file.source,
@@ -63,5 +64,5 @@ def csv_stats(file: CompletedFile, lock: threading.Lock) -> Optional[dict[str, A
         "generation": file.generation,
         "sha256": file.sha256,
         "rows": row_count,
-        "columns": [{"name": name, **stats.summary()} for name, stats in zip(header, columns)],
+        "columns": [{"name": name, **stats.summary()} for name, stats in zip(header, columns, strict=True)],
     }

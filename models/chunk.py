@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from typing import Optional
 
 import faust
 import orjson
@@ -41,15 +40,15 @@ class FileChunk(faust.Record):
 
     source: str
     path: str
-    generation: Optional[int]
+    generation: int | None
     file_hash: str
-    file_size: Optional[int]  # None: unknown until every chunk is in (OpenMSIStream records carry no size)
+    file_size: int | None  # None: unknown until every chunk is in (OpenMSIStream records carry no size)
     chunk_count: int
     index: int
     offset: int
     chunk_hash: str
     payload: bytes
-    mtime: Optional[float] = None
+    mtime: float | None = None
     hash_name: str = HASH_NAME  # hashlib name of file_hash and chunk_hash
 
     @property

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Optional
 
 import faust
 
@@ -30,15 +29,15 @@ class FileEvent(faust.Record, serializer="orjson", validation=True):
     status: str
     source: str
     path: str
-    generation: Optional[int]
+    generation: int | None
     file_hash: str
-    file_size: Optional[int]
+    file_size: int | None
     chunk_count: int
     first_chunk_at: float
     finished_at: float
-    reason: Optional[str] = None
-    output_path: Optional[str] = None
-    payload_epoch: Optional[int] = None
+    reason: str | None = None
+    output_path: str | None = None
+    payload_epoch: int | None = None
 
     @property
     def file_id(self) -> FileId:
@@ -49,7 +48,7 @@ class FileEvent(faust.Record, serializer="orjson", validation=True):
         return self.status == COMPLETED
 
 
-def decode_event(value: Optional[bytes], consumer: str) -> Optional[FileEvent]:
+def decode_event(value: bytes | None, consumer: str) -> FileEvent | None:
     """The event in a completed-topic message, or None (logged) for a message that is not one.
 
     The topic carries raw bytes and every consumer decodes them itself, so one malformed
@@ -57,7 +56,7 @@ def decode_event(value: Optional[bytes], consumer: str) -> Optional[FileEvent]:
     """
     try:
         event = FileEvent.loads(value)
-        event.file_id  # validates the identity
+        _ = event.file_id  # validates the identity
     except Exception as exc:  # anything a hostile message can raise in decoding is a rejection
         log.warning("%s: skipped a malformed completed-files message (%r): %s", consumer, (value or b"")[:120], exc)
         return None

@@ -69,13 +69,13 @@ class FileId:
 
     @property
     def key(self) -> bytes:
-        return f"{self.source}/{self.path}".encode("utf-8")
+        return f"{self.source}/{self.path}".encode()
 
     def __str__(self) -> str:
         return f"{self.source}/{self.path}"
 
     @classmethod
-    def from_key(cls, key: bytes) -> "FileId":
+    def from_key(cls, key: bytes) -> FileId:
         try:
             text = key.decode("utf-8")
         except UnicodeDecodeError:
@@ -86,7 +86,7 @@ class FileId:
         return cls(source, path)
 
     @classmethod
-    def from_local(cls, source: str, root: Path, file: Path) -> "FileId":
+    def from_local(cls, source: str, root: Path, file: Path) -> FileId:
         """Identity of ``file`` found under the upload root ``root``."""
         return cls(source, PurePosixPath(*file.relative_to(root).parts).as_posix())
 

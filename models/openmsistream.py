@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from pathlib import PurePosixPath
-from typing import Any, Optional
+from typing import Any
 
 import msgpack
 
@@ -32,7 +32,7 @@ _FIELD_COUNTS = (9, 10)
 ARRAY_MARKERS = frozenset(0x90 | count for count in _FIELD_COUNTS)
 
 
-def decode_openmsistream_chunk(value: Optional[bytes], source: str = DEFAULT_SOURCE) -> FileChunk:
+def decode_openmsistream_chunk(value: bytes | None, source: str = DEFAULT_SOURCE) -> FileChunk:
     """Parse and check one OpenMSIStream chunk message value as a chunk of file ``source/<subdir>/<name>``.
 
     Raises :class:`ChunkDecodeError` saying what is wrong.  The payload's hash is checked by

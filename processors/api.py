@@ -36,8 +36,9 @@ import enum
 import importlib
 import re
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 from models.identity import FileId
 from processors.completed_file import CompletedFile
@@ -73,7 +74,7 @@ class Registration:
     kind: Kind
     function: UserFunction
     match: re.Pattern[str]
-    topic: Optional[str]  # where a reproducer's messages go
+    topic: str | None  # where a reproducer's messages go
     concurrency: int  # files worked on at once, each in its own thread
 
     def selects(self, file_id: FileId) -> bool:
@@ -97,7 +98,7 @@ class Registry:
         return self._decorator(Kind.REPRODUCER, name, match, topic, concurrency)
 
     def _decorator(
-        self, kind: Kind, name: str, match: str, topic: Optional[str], concurrency: int
+        self, kind: Kind, name: str, match: str, topic: str | None, concurrency: int
     ) -> Callable[[UserFunction], UserFunction]:
         def register(function: UserFunction) -> UserFunction:
             self.add(Registration(name, kind, function, _compile(name, match), topic, concurrency))
@@ -119,7 +120,7 @@ class Registry:
             raise RegistrationError(f"a processor or reproducer named {name!r} is already registered")
         self._registrations[name] = registration
 
-    def get(self, name: str) -> Optional[Registration]:
+    def get(self, name: str) -> Registration | None:
         return self._registrations.get(name)
 
     def names(self) -> list[str]:

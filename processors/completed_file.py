@@ -32,7 +32,7 @@ import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Optional
+from typing import BinaryIO
 
 from models.events import FileEvent
 from models.identity import FileId
@@ -70,7 +70,7 @@ class PinnedOutput:
                 "a newer version replaced it"
             )
 
-    def superseded_reason(self) -> Optional[str]:
+    def superseded_reason(self) -> str | None:
         """Why the run no longer describes the event's version, or None if it still does."""
         if self.hash_mismatch:
             return "the bytes read do not match the event's SHA-256: a newer version of the same size replaced the file"
@@ -85,7 +85,7 @@ class PinnedOutput:
     def close(self) -> None:
         os.close(self.fd)
 
-    def __enter__(self) -> "PinnedOutput":
+    def __enter__(self) -> PinnedOutput:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -153,7 +153,7 @@ class CompletedFile:
     """
 
     file_id: FileId
-    generation: Optional[int]
+    generation: int | None
     size: int
     sha256: str
     first_chunk_at: float
@@ -162,7 +162,7 @@ class CompletedFile:
     _pinned: PinnedOutput = field(repr=False, compare=False)
 
     @classmethod
-    def from_event(cls, event: FileEvent, pinned: PinnedOutput) -> "CompletedFile":
+    def from_event(cls, event: FileEvent, pinned: PinnedOutput) -> CompletedFile:
         return cls(
             file_id=event.file_id,
             generation=event.generation,

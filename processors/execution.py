@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import orjson
 
@@ -22,9 +22,9 @@ from processors.results import ResultStatus
 @dataclass(frozen=True)
 class Outcome:
     status: ResultStatus
-    reason: Optional[str] = None
-    message: Optional[bytes] = None  # a reproducer's message, serialised
-    error: Optional[BaseException] = None  # what the user code raised or returned, for its traceback
+    reason: str | None = None
+    message: bytes | None = None  # a reproducer's message, serialised
+    error: BaseException | None = None  # what the user code raised or returned, for its traceback
 
 
 def run_registration(registration: Registration, event: FileEvent, lock: threading.Lock) -> Outcome:
@@ -38,7 +38,7 @@ def run_registration(registration: Registration, event: FileEvent, lock: threadi
         try:
             returned = registration.function(CompletedFile.from_event(event, pinned), lock)
         except Exception as exc:
-            failure: Optional[Exception] = exc
+            failure: Exception | None = exc
         else:
             failure = None
         # Checked first: a failure on bytes that are no longer this version says nothing about it.

@@ -33,9 +33,10 @@ import os
 import re
 import struct
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO, Callable, Iterator, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import orjson
 
@@ -205,9 +206,8 @@ def _content_type(name: str, detected: Format, by_extension: bool) -> str:
     makes mimetypes name the inner type, which is not what the bytes are.
     """
     guessed, encoding = _MIME_TYPES.guess_type(name, strict=False)
-    if guessed and not encoding and guessed != "application/octet-stream":
-        if by_extension or detected.generic:
-            return guessed
+    if guessed and not encoding and guessed != "application/octet-stream" and (by_extension or detected.generic):
+        return guessed
     return detected.content_type
 
 

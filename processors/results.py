@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from typing import Any
 
 import orjson
 
@@ -36,10 +36,10 @@ class RunDecision(str, enum.Enum):
 class ProcessorResult:
     processor: str
     file: str  # ``source/path``, as :class:`models.identity.FileId` prints it
-    generation: Optional[int]
+    generation: int | None
     file_hash: str
     status: ResultStatus
-    reason: Optional[str]
+    reason: str | None
     attempts: int  # runs of this version, reprocessing included
     updated_at: float
     partition: int  # of the file's chunks, events and table records
@@ -59,7 +59,7 @@ class ProcessorResult:
         return orjson.dumps(self)
 
     @classmethod
-    def loads(cls, raw: bytes) -> "ProcessorResult":
+    def loads(cls, raw: bytes) -> ProcessorResult:
         data = orjson.loads(raw)
         data["status"] = ResultStatus(data["status"])
         return cls(**data)
@@ -70,7 +70,7 @@ def result_key(processor: str, file_key: bytes) -> bytes:
     return processor.encode("utf-8") + b"\x00" + file_key
 
 
-def decide_run(recorded: Optional[ProcessorResult], event: FileEvent) -> RunDecision:
+def decide_run(recorded: ProcessorResult | None, event: FileEvent) -> RunDecision:
     if recorded is None:
         return RunDecision.RUN
     if recorded.is_version_of(event):
@@ -81,16 +81,16 @@ def decide_run(recorded: Optional[ProcessorResult], event: FileEvent) -> RunDeci
 
 
 def record_outcome(
-    current: Optional[ProcessorResult],
-    decided_on: Optional[ProcessorResult],
+    current: ProcessorResult | None,
+    decided_on: ProcessorResult | None,
     *,
     processor: str,
     event: FileEvent,
     partition: int,
     status: ResultStatus,
-    reason: Optional[str],
+    reason: str | None,
     now: float,
-) -> Optional[ProcessorResult]:
+) -> ProcessorResult | None:
     """The record to store after a run of ``event``'s version, or None to keep ``current``.
 
     ``decided_on`` is the record the run was decided on; ``current`` is the record now.  They
@@ -120,5 +120,5 @@ def record_outcome(
     )
 
 
-def _older(generation: Optional[int], than: Optional[int]) -> bool:
+def _older(generation: int | None, than: int | None) -> bool:
     return generation is not None and than is not None and generation < than

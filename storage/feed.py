@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import queue
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 

@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Optional, Type
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from models.identity import FileId
@@ -68,14 +68,14 @@ class AtomicFile:
             self._file.close()
         self.temp_path.unlink(missing_ok=True)
 
-    def __enter__(self) -> "AtomicFile":
+    def __enter__(self) -> AtomicFile:
         return self
 
     def __exit__(
         self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        traceback: Optional[TracebackType],
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
     ) -> None:
         if not self.committed:
             self.discard()
@@ -94,7 +94,7 @@ class UnsafeDestination(ValueError):
     """A destination that would resolve outside the output directory."""
 
 
-def safe_destination(output_dir: Path, file_id: "FileId") -> Path:
+def safe_destination(output_dir: Path, file_id: FileId) -> Path:
     """``file_id``'s path under ``output_dir``, refusing one that a symlink would lead outside it.
 
     Identity validation already refuses absolute paths and '..'; this also catches a

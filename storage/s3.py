@@ -44,10 +44,11 @@ import math
 import os
 import time
 import zlib
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any
 from urllib.parse import quote
 
 import boto3
@@ -55,10 +56,12 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
-    ConnectionError as BotocoreConnectionError,
     HTTPClientError,
     NoCredentialsError,
     PartialCredentialsError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotocoreConnectionError,
 )
 
 from models.identity import validate_relative_path, validate_source
@@ -131,14 +134,14 @@ class UploadResult:
     checksum: str  # full-object CRC32, base64
     size: int
     etag: str
-    version_id: Optional[str]
+    version_id: str | None
     parts: int  # 1 for a single PutObject
 
 
 @dataclass(frozen=True)
 class Verification:
     ok: bool
-    reason: Optional[str] = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,11 +152,11 @@ class StoredObject:
     size: int
     etag: str
     last_modified: datetime
-    checksum: Optional[str]  # ChecksumCRC32 as stored, base64
-    checksum_type: Optional[str]
+    checksum: str | None  # ChecksumCRC32 as stored, base64
+    checksum_type: str | None
 
     @property
-    def checksum_problem(self) -> Optional[str]:
+    def checksum_problem(self) -> str | None:
         """Why the stored checksum cannot verify a download of the whole object; None if it can."""
         return full_object_checksum_problem(self.checksum, self.checksum_type)
 
@@ -201,9 +204,7 @@ def object_key(prefix: str, source: str, path: str) -> str:
     return key
 
 
-def object_metadata(
-    file_id_source: str, path: str, generation: Optional[int], sha256: str, size: int
-) -> dict[str, str]:
+def object_metadata(file_id_source: str, path: str, generation: int | None, sha256: str, size: int) -> dict[str, str]:
     """User metadata of a file's object (``x-amz-meta-filestream-*``).
 
     Metadata travels as HTTP headers, so the path is percent-encoded; a path too
@@ -228,7 +229,7 @@ def crc32_base64(crc: int) -> str:
     return base64.b64encode(crc.to_bytes(4, "big")).decode("ascii")
 
 
-def translate_error(exc: Exception, bucket: str, key: Optional[str] = None) -> S3Error:
+def translate_error(exc: Exception, bucket: str, key: str | None = None) -> S3Error:
     """The :class:`S3Error` for a botocore exception, with a message naming bucket and key."""
     where = f"s3://{bucket}/{key}" if key else f"s3://{bucket}"
     if isinstance(exc, (BotocoreConnectionError, HTTPClientError)):
@@ -280,7 +281,7 @@ _TRANSLATED_ERRORS = (
 
 
 @contextmanager
-def translated_errors(bucket: str, key: Optional[str] = None) -> Iterator[None]:
+def translated_errors(bucket: str, key: str | None = None) -> Iterator[None]:
     try:
         yield
     except _TRANSLATED_ERRORS as exc:
@@ -367,7 +368,7 @@ def verify_object(client: BaseClient, bucket: str, key: str, *, size: int, check
     return Verification(True)
 
 
-def full_object_checksum_problem(checksum: Optional[str], checksum_type: Optional[str]) -> Optional[str]:
+def full_object_checksum_problem(checksum: str | None, checksum_type: str | None) -> str | None:
     """Why a stored ChecksumCRC32 (and ChecksumType) is not the CRC32 of the whole object; None if it is."""
     if checksum is None:
         return "no CRC32 checksum stored with the object"
@@ -384,7 +385,7 @@ def list_keys(client: BaseClient, bucket: str, prefix: str) -> Iterator[str]:
                 yield entry["Key"]
 
 
-def describe_object(client: BaseClient, bucket: str, key: str) -> Optional[StoredObject]:
+def describe_object(client: BaseClient, bucket: str, key: str) -> StoredObject | None:
     """The object's size, version (ETag) and stored checksum from HeadObject; None if there is no such object."""
     head = _head(client, bucket, key, ChecksumMode="ENABLED")
     if head is None:
@@ -434,7 +435,7 @@ def read_verified(client: BaseClient, bucket: str, stored: StoredObject, *, piec
         )
 
 
-def head_generation(client: BaseClient, bucket: str, key: str) -> Optional[int]:
+def head_generation(client: BaseClient, bucket: str, key: str) -> int | None:
     """The generation recorded in the object's metadata; None if no object or no generation."""
     head = _head(client, bucket, key)
     if head is None:
@@ -450,7 +451,7 @@ def head_generation(client: BaseClient, bucket: str, key: str) -> Optional[int]:
 
 
 def abort_orphaned_multipart_uploads(
-    client: BaseClient, bucket: str, prefix: str, *, initiated_before: Optional[datetime] = None
+    client: BaseClient, bucket: str, prefix: str, *, initiated_before: datetime | None = None
 ) -> list[str]:
     """Abort the unfinished multipart uploads under ``prefix``; the keys of those aborted.
 
@@ -522,9 +523,8 @@ class _PartStream:
 def _put_single(
     client: BaseClient, bucket: str, key: str, stream: _PartStream, metadata: dict[str, str]
 ) -> UploadResult:
-    body: bytes | bytearray = b""
-    for body in stream:  # one part at most: its size is the declared size, and the stream refuses more
-        pass
+    # One part at most: its size is the declared size, and the stream refuses more.
+    body: bytes | bytearray = b"".join(stream)
     checksum = crc32_base64(stream.crc)
     response = client.put_object(
         Bucket=bucket,
@@ -582,7 +582,7 @@ def _abort_quietly(client: BaseClient, bucket: str, key: str, upload_id: str) ->
         log.warning("could not abort multipart upload %s of s3://%s/%s: %s", upload_id, bucket, key, exc)
 
 
-def _head(client: BaseClient, bucket: str, key: str, **options: str) -> Optional[dict[str, Any]]:
+def _head(client: BaseClient, bucket: str, key: str, **options: str) -> dict[str, Any] | None:
     with translated_errors(bucket, key):
         try:
             return client.head_object(Bucket=bucket, Key=key, **options)

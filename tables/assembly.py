@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import enum
 from dataclasses import asdict, dataclass, field
-from typing import Optional
 
 import orjson
 
@@ -41,14 +40,14 @@ class Decision:
 
 @dataclass
 class AssemblyState:
-    generation: Optional[int]
+    generation: int | None
     file_hash: str
-    file_size: Optional[int]  # None: unknown until complete (see FileChunk.file_size)
+    file_size: int | None  # None: unknown until complete (see FileChunk.file_size)
     chunk_count: int
     partition: int
     first_chunk_at: float
     last_chunk_at: float
-    mtime: Optional[float] = None
+    mtime: float | None = None
     # Increments on every reset, and names the payload keys, so a new generation's
     # chunks can never be mistaken for the old one's leftovers.
     epoch: int = 0
@@ -56,12 +55,12 @@ class AssemblyState:
     received: bytearray = field(default_factory=bytearray)
     received_count: int = 0
     rejected_chunks: int = 0
-    reason: Optional[str] = None
-    finished_at: Optional[float] = None
+    reason: str | None = None
+    finished_at: float | None = None
     hash_name: str = HASH_NAME  # states stored before OpenMSIStream records were read are all SHA-256
 
     @classmethod
-    def begin(cls, chunk: FileChunk, partition: int, now: float, epoch: int = 0) -> "AssemblyState":
+    def begin(cls, chunk: FileChunk, partition: int, now: float, epoch: int = 0) -> AssemblyState:
         return cls(
             generation=chunk.generation,
             file_hash=chunk.file_hash,
@@ -99,7 +98,7 @@ class AssemblyState:
     def complete(self) -> bool:
         return self.status is Status.ASSEMBLING and self.received_count == self.chunk_count
 
-    def finish(self, status: Status, now: float, reason: Optional[str] = None) -> None:
+    def finish(self, status: Status, now: float, reason: str | None = None) -> None:
         """Completed or failed: the bitmap is no longer needed; the identity of the generation is."""
         self.status = status
         self.reason = reason
@@ -114,14 +113,14 @@ class AssemblyState:
         return orjson.dumps(data)
 
     @classmethod
-    def loads(cls, raw: bytes) -> "AssemblyState":
+    def loads(cls, raw: bytes) -> AssemblyState:
         data = orjson.loads(raw)
         data["status"] = Status(data["status"])
         data["received"] = bytearray(base64.b64decode(data["received"]))
         return cls(**data)
 
 
-def decide(state: Optional[AssemblyState], chunk: FileChunk) -> Decision:
+def decide(state: AssemblyState | None, chunk: FileChunk) -> Decision:
     """What to do with a chunk whose own hash is already verified.
 
     With generation numbers on both sides, the higher generation wins.  Without
@@ -170,7 +169,7 @@ def decide(state: Optional[AssemblyState], chunk: FileChunk) -> Decision:
     )
 
 
-def _strictly_newer(mtime: Optional[float], than: Optional[float]) -> bool:
+def _strictly_newer(mtime: float | None, than: float | None) -> bool:
     """OpenMSIStream's tie-break: only two known mtimes decide; an unknown one never wins."""
     return mtime is not None and than is not None and mtime > than
 

@@ -8,7 +8,7 @@ file key never holds a NUL, so the separator is unambiguous.
 from __future__ import annotations
 
 import struct
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 from app import app, settings
 from tables.assembly import AssemblyState
@@ -45,7 +45,7 @@ def payload_key(file_key: bytes, epoch: int, index: int) -> bytes:
     return file_key + b"\x00" + _EPOCH_AND_INDEX.pack(epoch, index)
 
 
-def load_state(file_key: bytes) -> Optional[AssemblyState]:
+def load_state(file_key: bytes) -> AssemblyState | None:
     raw = assemblies.get(file_key)
     return None if raw is None else AssemblyState.loads(raw)
 
@@ -54,7 +54,7 @@ def save_state(file_key: bytes, state: AssemblyState) -> None:
     assemblies[file_key] = state.dumps()
 
 
-def iter_payloads(file_key: bytes, epoch: int, chunk_count: int) -> Iterator[tuple[int, Optional[bytes]]]:
+def iter_payloads(file_key: bytes, epoch: int, chunk_count: int) -> Iterator[tuple[int, bytes | None]]:
     for index in range(chunk_count):
         yield index, payloads.get(payload_key(file_key, epoch, index))
 

@@ -9,7 +9,7 @@ Values are :class:`processors.results.ProcessorResult` records; keys are
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 from processors.results import ProcessorResult
 from tables.files import bytes_table
@@ -19,7 +19,7 @@ processor_results = bytes_table(
 )
 
 
-def load_result(key: bytes) -> Optional[ProcessorResult]:
+def load_result(key: bytes) -> ProcessorResult | None:
     raw = processor_results.get(key)
     return None if raw is None else ProcessorResult.loads(raw)
 

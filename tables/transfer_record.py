@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import orjson
 
@@ -22,13 +22,13 @@ from tables.transfer_state import State, TransferState
 class TransferRecord:
     transfer: TransferState
     partition: int
-    payload_epoch: Optional[int]  # None: the payloads were not kept for S3, so nothing can be sent
+    payload_epoch: int | None  # None: the payloads were not kept for S3, so nothing can be sent
     chunk_count: int
 
-    def moved(self, transfer: TransferState) -> "TransferRecord":
+    def moved(self, transfer: TransferState) -> TransferRecord:
         return dataclasses.replace(self, transfer=transfer)
 
-    def holds_payloads(self, epoch: Optional[int]) -> bool:
+    def holds_payloads(self, epoch: int | None) -> bool:
         """Whether this record may still read the payloads of ``epoch``: the same epoch, not yet settled."""
         return epoch is not None and epoch == self.payload_epoch and not self.transfer.terminal
 
@@ -53,7 +53,7 @@ class TransferRecord:
         return orjson.dumps(self.to_dict())
 
     @classmethod
-    def loads(cls, raw: bytes) -> "TransferRecord":
+    def loads(cls, raw: bytes) -> TransferRecord:
         data = orjson.loads(raw)
         return cls(
             transfer=TransferState.from_dict(data["transfer"]),

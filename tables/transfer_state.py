@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import orjson
 
@@ -59,16 +59,16 @@ def backoff_delay(retries: int, *, base: float, cap: float) -> float:
 @dataclass(frozen=True)
 class TransferState:
     file_id: str  # ``source/path``, as :class:`models.identity.FileId` prints it
-    generation: Optional[int]
+    generation: int | None
     file_hash: str  # SHA-256 hex of the whole file, from the completed-file event
     size: int
     state: State
     retries: int
     max_retries: int
     updated_at: float
-    message: Optional[str] = None  # why the record is failed or invalid, or why it was retried
-    checksum: Optional[str] = None  # CRC32 of the uploaded bytes, base64, once done
-    next_attempt_at: Optional[float] = None  # a failed transfer is retried from then on
+    message: str | None = None  # why the record is failed or invalid, or why it was retried
+    checksum: str | None = None  # CRC32 of the uploaded bytes, base64, once done
+    next_attempt_at: float | None = None  # a failed transfer is retried from then on
     invalid_retried: bool = False
 
     @classmethod
@@ -76,12 +76,12 @@ class TransferState:
         cls,
         file_id: str,
         *,
-        generation: Optional[int],
+        generation: int | None,
         file_hash: str,
         size: int,
         max_retries: int,
         now: float,
-    ) -> "TransferState":
+    ) -> TransferState:
         return cls(
             file_id=file_id,
             generation=generation,
@@ -116,27 +116,27 @@ class TransferState:
             and (self.next_attempt_at is None or now >= self.next_attempt_at)
         )
 
-    def queue(self, *, now: float) -> "TransferState":
+    def queue(self, *, now: float) -> TransferState:
         self._require(State.READY, "queue")
         return self._move(State.PENDING, now)
 
-    def start_transfer(self, *, now: float) -> "TransferState":
+    def start_transfer(self, *, now: float) -> TransferState:
         self._require(State.PENDING, "start the transfer of")
         return self._move(State.TRANSFERRING, now)
 
-    def transferred(self, *, checksum: str, now: float) -> "TransferState":
+    def transferred(self, *, checksum: str, now: float) -> TransferState:
         self._require(State.TRANSFERRING, "mark as transferred")
         return self._move(State.DONE, now, checksum=checksum)
 
-    def validated(self, *, now: float) -> "TransferState":
+    def validated(self, *, now: float) -> TransferState:
         self._require(State.DONE, "validate")
         return self._move(State.VALID, now)
 
-    def invalidated(self, reason: str, *, now: float) -> "TransferState":
+    def invalidated(self, reason: str, *, now: float) -> TransferState:
         self._require(State.DONE, "invalidate")
         return self._move(State.INVALID, now, message=reason)
 
-    def fail(self, reason: str, *, now: float, backoff_base: float, backoff_cap: float) -> "TransferState":
+    def fail(self, reason: str, *, now: float, backoff_base: float, backoff_cap: float) -> TransferState:
         """Transferring → failed; schedules the next attempt if a retry is left."""
         self._require(State.TRANSFERRING, "fail")
         next_attempt_at = None
@@ -144,7 +144,7 @@ class TransferState:
             next_attempt_at = now + backoff_delay(self.retries, base=backoff_base, cap=backoff_cap)
         return self._move(State.FAILED, now, message=reason, next_attempt_at=next_attempt_at)
 
-    def retry(self, *, now: float) -> "TransferState":
+    def retry(self, *, now: float) -> TransferState:
         """Failed → pending, once the backoff has elapsed, while retries are left."""
         self._require(State.FAILED, "retry")
         if not self.retries_left:
@@ -163,7 +163,7 @@ class TransferState:
             message=f"retry {retries} of {self.max_retries} after: {self.message}",
         )
 
-    def retry_invalid(self, *, now: float) -> "TransferState":
+    def retry_invalid(self, *, now: float) -> TransferState:
         """Invalid → pending as a fresh upload, once per generation; a second invalid is terminal."""
         self._require(State.INVALID, "retry")
         if self.invalid_retried:
@@ -182,14 +182,14 @@ class TransferState:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TransferState":
+    def from_dict(cls, data: dict[str, Any]) -> TransferState:
         return cls(**{**data, "state": State(data["state"])})
 
     def dumps(self) -> bytes:
         return orjson.dumps(self.to_dict())
 
     @classmethod
-    def loads(cls, raw: bytes) -> "TransferState":
+    def loads(cls, raw: bytes) -> TransferState:
         return cls.from_dict(orjson.loads(raw))
 
     @property
@@ -202,17 +202,17 @@ class TransferState:
                 f"{self._name}: cannot {verb} a {self.state.value} transfer, only a {expected.value} one"
             )
 
-    def _move(self, state: State, now: float, **changes: Any) -> "TransferState":
+    def _move(self, state: State, now: float, **changes: Any) -> TransferState:
         changes.setdefault("message", None)
         changes.setdefault("next_attempt_at", None)
         return dataclasses.replace(self, state=state, updated_at=now, **changes)
 
 
 def decide(
-    existing: Optional[TransferState],
+    existing: TransferState | None,
     *,
     file_id: str,
-    generation: Optional[int],
+    generation: int | None,
     file_hash: str,
 ) -> TransferDecision:
     """What to do with a completed-file event, given the file's transfer record (if any).

@@ -6,7 +6,7 @@ partition of the file's chunks and completed-file events.
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 from tables.files import bytes_table
 from tables.transfer_record import TransferRecord
@@ -14,7 +14,7 @@ from tables.transfer_record import TransferRecord
 transfers = bytes_table("transfers", "Per-file S3 transfer state (tables.transfer_record.TransferRecord)", 1000)
 
 
-def load_transfer(file_key: bytes) -> Optional[TransferRecord]:
+def load_transfer(file_key: bytes) -> TransferRecord | None:
     raw = transfers.get(file_key)
     return None if raw is None else TransferRecord.loads(raw)
 

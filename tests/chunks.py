@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from chaos.records import file_chunks
 from models.chunk import FileChunk, encode_chunk
 
@@ -14,7 +12,7 @@ def make_chunks(
     source: str = "lab",
     path: str = "run/data.bin",
     chunk_size: int = 4,
-    generation: Optional[int] = 1,
+    generation: int | None = 1,
 ) -> list[FileChunk]:
     return file_chunks(data, source=source, path=path, chunk_size=chunk_size, generation=generation)
 
@@ -24,5 +22,11 @@ def as_messages(chunks: list[FileChunk]) -> list[tuple[bytes, bytes]]:
     return [(chunk.file_id.key, encode_chunk(chunk)) for chunk in chunks]
 
 
-def file_messages(files: dict[str, bytes], *, chunk_size: int, generation: Optional[int] = 1) -> list[tuple[bytes, bytes]]:
-    return as_messages([c for name, data in files.items() for c in make_chunks(data, path=name, chunk_size=chunk_size, generation=generation)])
+def file_messages(files: dict[str, bytes], *, chunk_size: int, generation: int | None = 1) -> list[tuple[bytes, bytes]]:
+    return as_messages(
+        [
+            c
+            for name, data in files.items()
+            for c in make_chunks(data, path=name, chunk_size=chunk_size, generation=generation)
+        ]
+    )

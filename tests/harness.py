@@ -6,8 +6,9 @@ import asyncio
 import threading
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from devstack.stack import DevStack
 from devstack.worker import Worker

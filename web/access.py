@@ -7,7 +7,8 @@ health view (``app.py``) stays open: load balancers and probes carry no token.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from faust.web import View
 

@@ -8,7 +8,7 @@ per state from this worker's tables, consumer lag from the consumer.
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from faust.types import TP
 

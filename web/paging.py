@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, Generic, Iterable, Mapping, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -22,7 +23,7 @@ class Page:
     offset: int = 0
 
     @classmethod
-    def from_query(cls, query: Mapping[str, str]) -> "Page":
+    def from_query(cls, query: Mapping[str, str]) -> Page:
         """``?limit=&offset=``, clamped to 1..MAX_LIMIT and 0..; a value that is not a number gets the default."""
         return cls(
             limit=min(MAX_LIMIT, max(1, _int_or(query.get("limit"), DEFAULT_LIMIT))),

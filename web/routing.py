@@ -10,8 +10,8 @@ once, and every "cannot answer now" is a 503 that says why, so clients know to a
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 from faust.types import CollectionT
@@ -60,8 +60,8 @@ async def _forward(view: Any, request: Any, owner: URL, here: URL) -> Any:
         async with app.http_client.get(url, headers=headers, timeout=FORWARD_TIMEOUT) as response:
             body = await response.read()
             return view.bytes(body, content_type=response.content_type, status=response.status)
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError) as exc:
         return view.json(
-            {"error": f"the owner of this partition, {owner}, does not answer ({type(exc).__name__}); ask again shortly"},
+            {"error": f"the owner of this partition, {owner}, does not answer ({type(exc).__name__}); ask again"},
             status=503,
         )

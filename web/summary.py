@@ -81,8 +81,10 @@ async def peer_summary(url: URL) -> dict[str, Any]:
     """A peer's own summary; when it cannot answer, a summary naming it and why."""
     summary_url = url.with_path("/filestream/summary/").with_query(scope="worker")
     try:
-        async with app.http_client.get(summary_url, headers=auth_headers(settings.web_token), timeout=PEER_TIMEOUT) as response:
+        async with app.http_client.get(
+            summary_url, headers=auth_headers(settings.web_token), timeout=PEER_TIMEOUT
+        ) as response:
             response.raise_for_status()
             return await response.json()
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+    except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
         return {"workers": [{"url": str(url), "error": f"{type(exc).__name__}: {exc}"}]}

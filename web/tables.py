@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from app import app
 from processors.api import registry
@@ -65,7 +66,9 @@ async def files_view(web, request):
     page = Page.from_query(request.query)
     wanted_status = request.query.get("status")
     now = time.time()
-    matching = ((key, state) for key, state in iter_assemblies() if not wanted_status or state.status.value == wanted_status)
+    matching = (
+        (key, state) for key, state in iter_assemblies() if not wanted_status or state.status.value == wanted_status
+    )
     if request.query.get("order") == "recent":
         rows, total = await page.collect_newest(matching, key=lambda entry: last_activity(entry[1]))
     else:
@@ -136,7 +139,5 @@ async def processors_view(web, request):
         and (not wanted_status or result.status.value == wanted_status)
     )
     rows, total = await page.collect(matching)
-    registered = [
-        {"name": r.name, "kind": r.kind.value, "match": r.match.pattern, "topic": r.topic} for r in registry
-    ]
+    registered = [{"name": r.name, "kind": r.kind.value, "match": r.match.pattern, "topic": r.topic} for r in registry]
     return web.json(page.body("results", [result.summary() for result in rows], total, registered=registered))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hmac
-from typing import Mapping, Optional
+from collections.abc import Mapping
 
 BEARER = "bearer "
 
 
-def presented_token(headers: Mapping[str, str], query: Mapping[str, str]) -> Optional[str]:
+def presented_token(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
     authorization = headers.get("Authorization", "")
     if authorization[: len(BEARER)].lower() == BEARER:
         return authorization[len(BEARER) :].strip()

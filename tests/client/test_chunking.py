@@ -20,7 +20,9 @@ def records_of(path: Path, keep_limit: int = 1024**2, generation: int = 7):
     records = []
     for index in range(scanned.chunk_count):
         payload = payloads.pop_kept(index)
-        records.append(chunk_record(FILE_ID, generation, scanned, index, payload if payload is not None else payloads.read(index)))
+        records.append(
+            chunk_record(FILE_ID, generation, scanned, index, payload if payload is not None else payloads.read(index))
+        )
     return scanned, records
 
 

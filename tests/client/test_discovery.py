@@ -75,7 +75,9 @@ def test_special_files_are_skipped(tree):
     os.mkfifo(tree / "pipe")
     found = discover([tree], "host")
     assert "pipe" not in names(found)
-    assert [(r.path.name, r.reason, r.failure) for r in found.rejected] == [("pipe", "skipped: not a regular file", False)]
+    assert [(r.path.name, r.reason, r.failure) for r in found.rejected] == [
+        ("pipe", "skipped: not a regular file", False)
+    ]
 
 
 def test_names_that_cannot_travel_and_missing_paths_are_failures_and_the_rest_goes_on(tree, tmp_path):
@@ -99,7 +101,12 @@ def test_two_roots_giving_the_same_name_keep_the_first_and_reject_the_second(tre
 
 @pytest.mark.parametrize(
     "host, expected",
-    [("build-01.example.com", "build-01.example.com"), ("Mac Book (2)", "Mac_Book__2_"), ("..", "unknown-host"), ("", "unknown-host")],
+    [
+        ("build-01.example.com", "build-01.example.com"),
+        ("Mac Book (2)", "Mac_Book__2_"),
+        ("..", "unknown-host"),
+        ("", "unknown-host"),
+    ],
 )
 def test_the_default_source_is_the_sanitised_host_name(host, expected):
     assert default_source_name(host) == expected

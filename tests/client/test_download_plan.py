@@ -1,9 +1,9 @@
 """The download plan: selection, every layout, and every refusal, decided before anything is written."""
 
 import re
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterable, Optional
 
 import pytest
 
@@ -19,15 +19,15 @@ from storage.s3 import StoredObject
 
 DEST = Path("/dest")
 PREFIX = "stored/"
-STORED_AT = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+STORED_AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
 def stored(
     name: str,
     *,
     size: int = 10,
-    checksum: Optional[str] = "yH2GHg==",
-    checksum_type: Optional[str] = "FULL_OBJECT",
+    checksum: str | None = "yH2GHg==",
+    checksum_type: str | None = "FULL_OBJECT",
     last_modified: datetime = STORED_AT,
 ) -> StoredObject:
     """An object whose key is ``PREFIX + name``."""
@@ -194,7 +194,9 @@ def test_two_objects_for_one_destination_are_refused_naming_both():
 
 
 def test_a_duplicated_object_is_a_conflict():
-    with pytest.raises(DownloadPlanError, match=r"/dest/cam1/a\.bin: written for both stored/cam1/a\.bin and stored/cam1/a\.bin"):
+    with pytest.raises(
+        DownloadPlanError, match=r"/dest/cam1/a\.bin: written for both stored/cam1/a\.bin and stored/cam1/a\.bin"
+    ):
         plan([stored("cam1/a.bin"), stored("cam1/a.bin")])
 
 
@@ -264,12 +266,24 @@ KEYS = [
 @pytest.mark.parametrize(
     "selection, expected",
     [
-        (Selection(), ["stored/cam1/2024/a.bin", "stored/cam1/2024/b.txt", "stored/cam1/2025/c.bin", "stored/cam2/2024/d.bin"]),
+        (
+            Selection(),
+            ["stored/cam1/2024/a.bin", "stored/cam1/2024/b.txt", "stored/cam1/2025/c.bin", "stored/cam2/2024/d.bin"],
+        ),
         (Selection(sources=("cam2",)), ["stored/cam2/2024/d.bin"]),
         (Selection(sources=("cam1", "cam2"), prefix="cam1/2024"), ["stored/cam1/2024/a.bin", "stored/cam1/2024/b.txt"]),
-        (Selection(match=re.compile(r"\.bin$")), ["stored/cam1/2024/a.bin", "stored/cam1/2025/c.bin", "stored/cam2/2024/d.bin"]),
-        (Selection(sources=("cam1",), match=re.compile("^cam1/2024/")), ["stored/cam1/2024/a.bin", "stored/cam1/2024/b.txt"]),
-        (Selection(prefix="cam"), ["stored/cam1/2024/a.bin", "stored/cam1/2024/b.txt", "stored/cam1/2025/c.bin", "stored/cam2/2024/d.bin"]),
+        (
+            Selection(match=re.compile(r"\.bin$")),
+            ["stored/cam1/2024/a.bin", "stored/cam1/2025/c.bin", "stored/cam2/2024/d.bin"],
+        ),
+        (
+            Selection(sources=("cam1",), match=re.compile("^cam1/2024/")),
+            ["stored/cam1/2024/a.bin", "stored/cam1/2024/b.txt"],
+        ),
+        (
+            Selection(prefix="cam"),
+            ["stored/cam1/2024/a.bin", "stored/cam1/2024/b.txt", "stored/cam1/2025/c.bin", "stored/cam2/2024/d.bin"],
+        ),
     ],
 )
 def test_selection_by_source_prefix_and_regex_on_source_slash_path(selection, expected):

@@ -48,8 +48,10 @@ def test_the_summary_counts_outcomes_and_lists_every_failure_up_to_a_cap():
         FileResult(local("a", 2_000_000), Outcome.SENT, "", 1, 2_000_000),
         FileResult(local("b", 5), Outcome.UNCHANGED, "already sent", 1),
     ] + [FileResult(local(f"f{n}", 1), Outcome.FAILED, "not sent: broker down") for n in range(3)]
-    rejected = [Rejected(Path("/data/link"), "skipped: symlinks are never followed", False),
-                Rejected(Path("/data/bad"), "name cannot travel: control character", True)]
+    rejected = [
+        Rejected(Path("/data/link"), "skipped: symlinks are never followed", False),
+        Rejected(Path("/data/bad"), "name cannot travel: control character", True),
+    ]
     report = UploadReport(results, rejected, elapsed=2.0)
     lines = report.summary_lines(max_listed=3)
     assert lines[0] == (

@@ -13,7 +13,7 @@ import client.uploader
 from client.discovery import discover
 from client.registry import Registry
 from client.topics import TopicMismatch
-from client.uploader import ByteBudget, Outcome, UploadOptions, Uploader
+from client.uploader import ByteBudget, Outcome, Uploader, UploadOptions
 from models.chunk import decode_chunk
 from settings import load_settings
 
@@ -168,13 +168,18 @@ def test_nothing_is_sent_again_unless_the_content_changed(tmp_path, tree):
     results, registered, _ = run_upload(tmp_path, broker, tree)
 
     assert {r.file.file_id.path: r.outcome for r in results} == {
-        "empty": Outcome.UNCHANGED, "one": Outcome.UNCHANGED, "exact": Outcome.SENT, "sub/big": Outcome.UNCHANGED
+        "empty": Outcome.UNCHANGED,
+        "one": Outcome.UNCHANGED,
+        "exact": Outcome.SENT,
+        "sub/big": Outcome.UNCHANGED,
     }
     assert broker.files() == {"exact": {registered["exact"].generation: b"new content"}}
     assert registered["exact"].generation > first["exact"]
     assert registered["one"].generation == first["one"]
     # The touched file's new signature was remembered: the next run skips it without reading it.
-    assert [r.detail for r in run_upload(tmp_path, FakeBroker(), tree)[0] if r.file.file_id.path == "one"] == ["already sent"]
+    assert [r.detail for r in run_upload(tmp_path, FakeBroker(), tree)[0] if r.file.file_id.path == "one"] == [
+        "already sent"
+    ]
 
 
 def test_a_lasting_outage_mid_upload_names_the_files_not_sent_and_records_none_of_them(tmp_path, tree):
@@ -247,8 +252,12 @@ def test_unreadable_and_vanished_files_fail_alone(tmp_path, tree):
     async def go():
         with Registry.in_data_dir(settings.data_dir, settings.chunks_topic) as registry:
             uploader = Uploader(
-                settings, registry, UploadOptions(chunk_size=CHUNK), RecordingProgress(),
-                producer_factory=broker.producer, prepare_topics=broker.prepare_topics,
+                settings,
+                registry,
+                UploadOptions(chunk_size=CHUNK),
+                RecordingProgress(),
+                producer_factory=broker.producer,
+                prepare_topics=broker.prepare_topics,
             )
             return await uploader.upload(files)
 
@@ -302,8 +311,12 @@ def test_the_next_file_is_read_while_the_current_one_is_being_sent(tmp_path, tre
     async def go():
         with Registry.in_data_dir(settings.data_dir, settings.chunks_topic) as registry:
             uploader = Uploader(
-                settings, registry, UploadOptions(chunk_size=CHUNK), RecordingProgress(),
-                producer_factory=broker.producer, prepare_topics=broker.prepare_topics,
+                settings,
+                registry,
+                UploadOptions(chunk_size=CHUNK),
+                RecordingProgress(),
+                producer_factory=broker.producer,
+                prepare_topics=broker.prepare_topics,
             )
             return await asyncio.wait_for(uploader.upload(discover([tree], "host").files), timeout=10)
 

@@ -12,7 +12,6 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Optional
 
 from processors.api import CompletedFile, processor, reproducer
 
@@ -38,7 +37,7 @@ def wait_at_gate(file: CompletedFile, lock: threading.Lock) -> None:
 
 
 @reproducer(name="row-count", match=r"\.csv$", topic=os.environ["PROCESSOR_TEST_ROW_COUNT_TOPIC"])
-def count_rows(file: CompletedFile, lock: threading.Lock) -> Optional[dict]:
+def count_rows(file: CompletedFile, lock: threading.Lock) -> dict | None:
     with file.open() as reader:
         lines = sum(1 for _ in reader)
     return {"file": str(file.file_id), "lines": lines} if lines else None

@@ -40,7 +40,9 @@ def test_fresh_worker_restores_every_table_entry_from_the_changelog(start_worker
     wait_for_files(output, finished, workers=[first])
     poll(lambda: files_total(first, "assembling") == 200, 60, "200 partial files on the first worker")
     # A finished file's payloads stay until its S3 transfer is valid.
-    poll(lambda: first.get_json("/filestream/tables/digest/")["payloads"]["entries"] == 400, 30, "S3 to release payloads")
+    poll(
+        lambda: first.get_json("/filestream/tables/digest/")["payloads"]["entries"] == 400, 30, "S3 to release payloads"
+    )
     before = first.get_json("/filestream/tables/digest/")
     assert before["assemblies"]["entries"] == 220
     assert before["payloads"]["entries"] == 400
@@ -88,7 +90,9 @@ def test_survivor_finishes_the_in_flight_files_of_a_killed_worker(start_worker, 
     doomed.wait_ready(timeout=120)
     survivor.wait_ready(timeout=120)
     poll(
-        lambda: sorted(doomed.health()["assigned_partitions"] + survivor.health()["assigned_partitions"]) == [0, 1, 2, 3],
+        lambda: (
+            sorted(doomed.health()["assigned_partitions"] + survivor.health()["assigned_partitions"]) == [0, 1, 2, 3]
+        ),
         90,
         "the partitions to split between both workers",
     )

@@ -1,4 +1,7 @@
-"""Download from the real moto S3 server: byte-exact files, refused corruption, interruptions, overwrite, the command."""
+"""Download from the real moto S3 server.
+
+Byte-exact files, refused corruption, interruptions, overwrite, the command.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,8 @@ import subprocess
 import threading
 import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from botocore.client import BaseClient
@@ -110,7 +113,7 @@ def test_downloaded_files_equal_the_originals_byte_for_byte(s3, settings, tmp_pa
     originals = {
         ("cam1", "2024/multipart.bin"): os.urandom(20 * MiB + 3),
         ("cam1", "empty"): b"",
-        ("cam1", "résumé/ü ñ.txt"): "non-ASCII path".encode(),
+        ("cam1", "résumé/ü ñ.txt"): b"non-ASCII path",
         ("cam2", "small.bin"): os.urandom(3000),
     }
     for (source, path), data in originals.items():

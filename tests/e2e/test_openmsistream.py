@@ -13,8 +13,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Iterator, Mapping
 from urllib.parse import unquote
 
 import boto3
@@ -87,7 +87,7 @@ async def create_topic(env: Mapping[str, str], name: str, partitions: int) -> No
 
 @pytest.fixture
 def start_uploader(openmsistream_venv: Path, omsi_pipeline: dict[str, str], tmp_path: Path) -> Iterator:
-    """OpenMSIStream's ``DataFileUploadDirectory`` on a directory, as a lab runs it, with its shipped producer settings."""
+    """OpenMSIStream's ``DataFileUploadDirectory`` on a directory, as a lab runs it, with its shipped settings."""
     config = tmp_path / "openmsistream.config"
     config.write_text(
         f"[broker]\nbootstrap.servers = {bootstrap(omsi_pipeline)}\n\n"
@@ -100,12 +100,17 @@ def start_uploader(openmsistream_venv: Path, omsi_pipeline: dict[str, str], tmp_
         argv = [
             str(openmsistream_venv / "bin" / "DataFileUploadDirectory"),
             str(directory),
-            "--config", str(config),
-            "--topic_name", omsi_pipeline["FILESTREAM_OPENMSISTREAM_TOPIC"],
-            "--chunk_size", str(CHUNK),
+            "--config",
+            str(config),
+            "--topic_name",
+            omsi_pipeline["FILESTREAM_OPENMSISTREAM_TOPIC"],
+            "--chunk_size",
+            str(CHUNK),
             "--upload_existing",
-            "--watchdog_lag_time", "1",
-            "--logger_file_path", str(tmp_path / "openmsistream-logs"),
+            "--watchdog_lag_time",
+            "1",
+            "--logger_file_path",
+            str(tmp_path / "openmsistream-logs"),
         ]
         uploader = ManagedProcess(
             "openmsistream-uploader", argv, log_path=tmp_path / "openmsistream-uploader.log", env=child_env({})
@@ -204,7 +209,9 @@ def test_an_openmsistream_uploader_feeds_the_pipeline(
     started = time.monotonic()
     uploader = start_uploader(upload_dir)
     wait_for_files(output, files, workers=[worker])
-    log.info("%d OpenMSIStream files reassembled %.1fs after the uploader started", len(files), time.monotonic() - started)
+    log.info(
+        "%d OpenMSIStream files reassembled %.1fs after the uploader started", len(files), time.monotonic() - started
+    )
     assert sorted(p.relative_to(output).as_posix() for p in output.rglob("*") if p.is_file()) == sorted(files)
 
     # Downstream handles them like native uploads: valid S3 objects with filestream's metadata, metadata messages.

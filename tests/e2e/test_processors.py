@@ -10,8 +10,9 @@ import asyncio
 import hashlib
 import subprocess
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import orjson
 import pytest

@@ -20,7 +20,9 @@ CHUNK = 64 * 1024
 
 def test_mixed_files_arrive_byte_identical_whatever_the_order(start_worker, pipeline):
     rng = random.Random(7)
-    files = {f"run{i % 3}/file{i}.dat": rng.randbytes(rng.choice([0, 1, 1000, CHUNK, 3 * CHUNK + 17])) for i in range(30)}
+    files = {
+        f"run{i % 3}/file{i}.dat": rng.randbytes(rng.choice([0, 1, 1000, CHUNK, 3 * CHUNK + 17])) for i in range(30)
+    }
     chunks = [c for name, data in files.items() for c in make_chunks(data, path=name, chunk_size=CHUNK)]
     rng.shuffle(chunks)
     duplicates = rng.sample(chunks, 10)

@@ -17,10 +17,10 @@ import pytest
 
 from devstack.processes import ManagedProcess, child_env, free_port
 from devstack.stack import DEV_AWS_CREDENTIALS, HOST, moto_server_argv
+from devstack.worker import FAUST, PROJECT_ROOT
 from models.events import COMPLETED, FileEvent
 from storage.s3 import crc32_base64
 from tests.chunks import file_messages
-from devstack.worker import FAUST, PROJECT_ROOT
 from tests.harness import poll, produce_chunks, wait_for_files
 
 pytestmark = pytest.mark.e2e
@@ -138,9 +138,15 @@ def test_newer_generation_replaces_the_object_and_stale_or_repeated_events_chang
 
     def event(data: bytes, generation: int) -> FileEvent:
         return FileEvent(
-            status=COMPLETED, source="lab", path="edit.bin", generation=generation,
-            file_hash=hashlib.sha256(data).hexdigest(), file_size=len(data), chunk_count=3,
-            first_chunk_at=time.time(), finished_at=time.time(),
+            status=COMPLETED,
+            source="lab",
+            path="edit.bin",
+            generation=generation,
+            file_hash=hashlib.sha256(data).hexdigest(),
+            file_size=len(data),
+            chunk_count=3,
+            first_chunk_at=time.time(),
+            finished_at=time.time(),
         )
 
     asyncio.run(produce_events(s3_pipeline, [event(old, 1), event(new, 2)]))
@@ -243,7 +249,9 @@ def test_s3_outage_fails_transfers_with_the_reason_and_they_recover_without_usin
         failed = [r for r in transfers(worker, "failed") if "S3Unreachable" in (r["message"] or "")]
         return failed if len(failed) == len(during) else None
 
-    retry_due_at = max(r["next_attempt_at"] for r in poll(failed_unreachable, 60, "every transfer to fail as unreachable"))
+    retry_due_at = max(
+        r["next_attempt_at"] for r in poll(failed_unreachable, 60, "every transfer to fail as unreachable")
+    )
     poll(lambda: time.time() > retry_due_at + 2, 10, "the retries to fall due while S3 is still away")
     assert [(r["state"], r["retries"]) for r in failed_unreachable()] == [("failed", 0)] * len(during)
     assert "retries wait for it without using up their count" in worker.log_tail(200)
@@ -286,12 +294,24 @@ def test_transfers_command_writes_csv_and_counts_per_state(start_worker, s3_pipe
         assert (row["state"], row["generation"], row["size"]) == ("valid", "1", str(len(data)))
         assert row["checksum"] == crc32_base64(zlib.crc32(data))
     counts = dict(line.split() for line in result.stdout.splitlines() if line.split()[0] != "total")
-    assert counts == {"ready": "0", "pending": "0", "transferring": "0", "done": "0", "valid": "3", "invalid": "0", "failed": "0"}
+    assert counts == {
+        "ready": "0",
+        "pending": "0",
+        "transferring": "0",
+        "done": "0",
+        "valid": "3",
+        "invalid": "0",
+        "failed": "0",
+    }
     assert "total  3" in result.stdout
 
     unreachable = subprocess.run(
         [FAUST, "-A", "app", "transfers", "--csv", str(csv_path), "--url", f"http://{HOST}:{free_port()}"],
-        env=child_env(s3_pipeline), cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+        env=child_env(s3_pipeline),
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert unreachable.returncode != 0
     assert "is a worker running there?" in unreachable.stderr

@@ -9,8 +9,8 @@ import signal
 import subprocess
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -152,7 +152,7 @@ def test_a_tree_is_sent_reassembles_byte_for_byte_and_is_not_sent_again(pipeline
     assert "1 file(s) sent" in third.stdout
     after = reassemble(read_topic(pipeline))
     assert latest(after) == {**expected, "sub/exact": b"smaller now"}
-    old_generation, = files["sub/exact"]
+    (old_generation,) = files["sub/exact"]
     assert max(after["sub/exact"]) > old_generation
 
 
@@ -196,8 +196,24 @@ def test_watch_sends_settled_files_rides_out_an_outage_and_resends_changes(priva
     (root / "a.txt").write_bytes(b"first version of a")
     watcher = ManagedProcess(
         "uploader",
-        [FAUST, "-A", "app", "upload", "--source", SOURCE, "--watch", "--settle", "0.5", "--poll", "0.1",
-         "--retries", "1", "--timeout", "1", str(root)],
+        [
+            FAUST,
+            "-A",
+            "app",
+            "upload",
+            "--source",
+            SOURCE,
+            "--watch",
+            "--settle",
+            "0.5",
+            "--poll",
+            "0.1",
+            "--retries",
+            "1",
+            "--timeout",
+            "1",
+            str(root),
+        ],
         log_path=tmp_path / "uploader.log",
         env=child_env(env),
         cwd=PROJECT_ROOT,

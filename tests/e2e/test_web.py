@@ -28,9 +28,9 @@ ODD_NAMES = ["odd/with space.txt", "odd/100% sure #1?.bin", "odd/été/naïve.cs
 
 
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, headers=headers or {})
+    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310  (a test worker's http URL)
     try:
-        with urllib.request.urlopen(request, timeout=15) as response:
+        with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -235,7 +235,13 @@ def test_token_guards_the_views_and_the_dashboard_shows_the_pipeline_in_chromium
     worker = start_worker(env={**pipeline, "FILESTREAM_WEB_TOKEN": TOKEN})
     worker.wait_ready()  # the health view needs no token
     bearer = {"Authorization": f"Bearer {TOKEN}"}
-    for path in ("/filestream/files/", "/filestream/summary/", "/filestream/dashboard/", "/metrics", "/filestream/file/lab/x"):
+    for path in (
+        "/filestream/files/",
+        "/filestream/summary/",
+        "/filestream/dashboard/",
+        "/metrics",
+        "/filestream/file/lab/x",
+    ):
         assert get(worker.url + path)[0] == 401, path
         assert get(worker.url + path, {"Authorization": "Bearer wrong"})[0] == 401, path
     assert get(worker.url + "/filestream/files/", bearer)[0] == 200
@@ -247,14 +253,19 @@ def test_token_guards_the_views_and_the_dashboard_shows_the_pipeline_in_chromium
     broken = make_chunks(os.urandom(2 * CHUNK), path="broken/wrong-hash.bin", chunk_size=CHUNK)
     broken = [chunk.derive(file_hash="0" * 64) for chunk in broken]
     messages = file_messages(completed, chunk_size=CHUNK)
-    messages += as_messages([c for name, data in partial.items() for c in make_chunks(data, path=name, chunk_size=CHUNK)[:3]])
+    messages += as_messages(
+        [c for name, data in partial.items() for c in make_chunks(data, path=name, chunk_size=CHUNK)[:3]]
+    )
     messages += as_messages(broken)
     batches = [messages[i : i + 8] for i in range(0, len(messages), 8)]
     producer = produce_paced(pipeline, batches, pause=0.3)
 
     dashboard = f"{worker.url}/filestream/dashboard/?token={TOKEN}"
     during = poll(
-        lambda: (dom := render_dashboard(dashboard, tmp_path / "chromium")).text["count-completed"] not in ("–", "0") and dom,
+        lambda: (
+            (dom := render_dashboard(dashboard, tmp_path / "chromium")).text["count-completed"] not in ("–", "0")
+            and dom
+        ),
         60,
         "the dashboard to show completed files while they flow",
     )

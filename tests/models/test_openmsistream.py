@@ -123,8 +123,15 @@ class TestRejectedRecords:
             (pack("just a string"), "a bytes"),
         ],
         ids=[
-            "empty", "truncated-header", "trailing-bytes", "reserved-byte", "truncated-data",
-            "8-fields", "11-fields", "map", "string",
+            "empty",
+            "truncated-header",
+            "trailing-bytes",
+            "reserved-byte",
+            "truncated-data",
+            "8-fields",
+            "11-fields",
+            "map",
+            "string",
         ],
     )
     def test_not_a_record(self, value, reason):

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Optional
 
 from models.events import COMPLETED, FileEvent
 from models.identity import FileId
 
 
 def completed_event(
-    output_dir: Path, data: bytes, *, path: str = "run/data.csv", source: str = "lab", generation: Optional[int] = 1
+    output_dir: Path, data: bytes, *, path: str = "run/data.csv", source: str = "lab", generation: int | None = 1
 ) -> FileEvent:
     """Write ``data`` where the worker would and return the event announcing it."""
     destination = FileId(source, path).destination(output_dir)

@@ -66,7 +66,8 @@ def make_tiff(
     """
     prefix = "<" if order == "II" else ">"
     out = bytearray(order.encode() + struct.pack(prefix + "HI", 42, 8))
-    for page in range(pages):
+    next_ifd_field = 4  # where the offset of the next IFD goes: the header's for the first page
+    for _ in range(pages):
         bits_offset = 0
         if len(bits) > 2:
             bits_offset = len(out)
@@ -79,10 +80,7 @@ def make_tiff(
         entries += list(extra_entries)
         entries = sorted(e for e in entries if e[0] not in omit)
         ifd_offset = len(out)
-        if page == 0:
-            struct.pack_into(prefix + "I", out, 4, ifd_offset)
-        else:
-            struct.pack_into(prefix + "I", out, previous_next_field, ifd_offset)
+        struct.pack_into(prefix + "I", out, next_ifd_field, ifd_offset)
         out += struct.pack(prefix + "H", len(entries))
         for tag, kind, count, value in entries:
             if kind == SHORT and count == 1:
@@ -90,7 +88,7 @@ def make_tiff(
             else:
                 field = struct.pack(prefix + "I", value)
             out += struct.pack(prefix + "HHI", tag, kind, count) + field
-        previous_next_field = len(out)
+        next_ifd_field = len(out)
         out += struct.pack(prefix + "I", 0)
     return bytes(out)
 
@@ -129,7 +127,7 @@ def test_json_object_keys_are_capped_but_counted(tmp_path: Path) -> None:
 
 
 def test_json_array_reports_its_length(tmp_path: Path) -> None:
-    metadata = extract(tmp_path, "list.json", "[1, {\"a\": 2}, [3], null]")
+    metadata = extract(tmp_path, "list.json", '[1, {"a": 2}, [3], null]')
     assert metadata == {
         "content_type": "application/json",
         "format": "json",
@@ -341,7 +339,7 @@ def test_text_header_with_colons_and_equals_signs(tmp_path: Path) -> None:
         "Temperature (°C): -12.5\n"
         "Started: 2024-05-01 12:30:00\n"
         "Operator = 'J. Doe'\n"
-        "Label = \"42\"\n"
+        'Label = "42"\n'
         "Huge = 123456789012345678901234\n"
         "Exponent: 1e-3\n"
         "Empty:\n"
@@ -412,7 +410,11 @@ def test_a_text_file_that_is_a_table_is_read_as_one(tmp_path: Path) -> None:
 
 def test_plain_text(tmp_path: Path) -> None:
     prose = "This is a note about the run.\nNothing here is a header, nor a table.\n"
-    assert extract(tmp_path, "notes.txt", prose) == {"content_type": "text/plain", "format": "text", "encoding": "utf-8"}
+    assert extract(tmp_path, "notes.txt", prose) == {
+        "content_type": "text/plain",
+        "format": "text",
+        "encoding": "utf-8",
+    }
     assert extract(tmp_path, "notes", prose)["content_type"] == "text/plain"
     assert extract(tmp_path, "page.xml", "<?xml version='1.0'?>\n<a/>\n")["content_type"] == "text/xml"
 
@@ -507,7 +509,10 @@ def test_tiff_page_chain_that_loops_is_counted_once(tmp_path: Path) -> None:
     [
         (b"XX*\x00" + bytes(8), "not a TIFF file: bad byte-order mark"),
         (b"II\x2b\x01" + bytes(12), "not a TIFF file: version 299"),
-        (b"II*\x00" + struct.pack("<I", 10_000), "truncated TIFF: 2 bytes at offset 10000 are past the end of the file"),
+        (
+            b"II*\x00" + struct.pack("<I", 10_000),
+            "truncated TIFF: 2 bytes at offset 10000 are past the end of the file",
+        ),
         (b"II+\x00" + struct.pack("<HHQ", 8, 0, 2**64 - 1), "truncated TIFF"),
         (make_tiff("MM", 8, 8, omit=(257,)), "invalid TIFF: the first IFD has no tag 257"),
         (make_tiff("II", 8, 8)[:-20], "truncated TIFF"),

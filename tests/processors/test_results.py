@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import pytest
 
 from models.events import COMPLETED, FileEvent
 from processors.results import ProcessorResult, ResultStatus, RunDecision, decide_run, record_outcome, result_key
 
 
-def event(generation: Optional[int] = 5, file_hash: str = "aa" * 32) -> FileEvent:
+def event(generation: int | None = 5, file_hash: str = "aa" * 32) -> FileEvent:
     return FileEvent(
         status=COMPLETED,
         source="lab",

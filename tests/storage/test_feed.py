@@ -3,8 +3,8 @@
 import asyncio
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterable
 
 import pytest
 

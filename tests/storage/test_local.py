@@ -26,10 +26,9 @@ def test_commit_replaces_atomically_with_the_usual_mode(tmp_path):
 def test_leaving_without_commit_keeps_the_old_file_and_no_temp(tmp_path):
     dest = tmp_path / "file.bin"
     dest.write_bytes(b"old")
-    with pytest.raises(RuntimeError):
-        with AtomicFile(dest) as sink:
-            sink.write(b"partial")
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError), AtomicFile(dest) as sink:
+        sink.write(b"partial")
+        raise RuntimeError("interrupted")
     assert dest.read_bytes() == b"old"
     assert list(tmp_path.iterdir()) == [dest]
 

@@ -5,8 +5,8 @@ import time
 import tracemalloc
 import uuid
 import zlib
-from datetime import datetime, timezone
-from typing import Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from urllib.parse import unquote
 
 import pytest
@@ -14,7 +14,6 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError, NoCredentialsError
 
 from devstack.processes import free_port
-from devstack.stack import DevStack
 from models.identity import InvalidIdentity
 from storage.s3 import (
     METADATA_GENERATION,
@@ -46,28 +45,6 @@ MiB = 1024**2
 PART_SIZE = 5 * MiB  # S3's (and moto's) smallest part
 SIZES = {"multipart_threshold": PART_SIZE, "part_size": PART_SIZE}
 SHA = "c" * 64
-
-
-@pytest.fixture
-def s3_env(dev_stack: DevStack, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Point boto3 at the dev stack's moto server through the standard AWS variables only."""
-    for variable in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(variable, raising=False)
-    for variable, value in dev_stack.env().items():
-        if variable.startswith("AWS_"):
-            monkeypatch.setenv(variable, value)
-
-
-@pytest.fixture
-def client(s3_env: None) -> BaseClient:
-    return make_s3_client(4)
-
-
-@pytest.fixture
-def bucket(client: BaseClient) -> str:
-    name = f"test-{uuid.uuid4().hex[:12]}"
-    assert ensure_bucket(client, name) is True
-    return name
 
 
 def chunked(data: bytes, sizes: list[int]) -> Iterator[bytes]:
@@ -239,7 +216,7 @@ def test_head_generation_reads_the_object_metadata(client, bucket):
 def test_orphaned_multipart_uploads_under_the_prefix_are_aborted(client, bucket):
     for key in ("fs/a.bin", "fs/sub/b.bin", "other/c.bin"):
         client.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm="CRC32", ChecksumType="FULL_OBJECT")
-    long_ago = datetime(2000, 1, 1, tzinfo=timezone.utc)
+    long_ago = datetime(2000, 1, 1, tzinfo=UTC)
     assert abort_orphaned_multipart_uploads(client, bucket, "fs/", initiated_before=long_ago) == []
     assert sorted(abort_orphaned_multipart_uploads(client, bucket, "fs/")) == ["fs/a.bin", "fs/sub/b.bin"]
     assert open_uploads(client, bucket) == ["other/c.bin"]

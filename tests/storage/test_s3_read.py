@@ -2,7 +2,7 @@
 
 import os
 import zlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -17,11 +17,13 @@ from storage.s3 import (
     read_verified,
     upload_stream,
 )
-from tests.storage.test_s3 import MiB, SHA, SIZES, bucket, chunked, client, s3_env  # noqa: F401  (fixtures)
+from tests.storage.test_s3 import SHA, SIZES, MiB, chunked
 
 
 def store(client, bucket, key: str, data: bytes) -> None:
-    upload_stream(client, bucket, key, chunked(data, [MiB]), len(data), object_metadata("src", key, 1, SHA, len(data)), **SIZES)
+    upload_stream(
+        client, bucket, key, chunked(data, [MiB]), len(data), object_metadata("src", key, 1, SHA, len(data)), **SIZES
+    )
 
 
 def verified_pieces(client, bucket, key: str, piece_size: int = MiB) -> Iterator[bytes]:
@@ -67,7 +69,10 @@ def test_read_verified_streams_the_object_in_bounded_pieces(client, bucket):
 def test_read_verified_raises_after_the_last_piece_when_the_crc32_differs(client, bucket):
     # moto stores a claimed checksum without checking it: a corrupted object, as S3 never would keep one.
     client.put_object(
-        Bucket=bucket, Key="k", Body=b"actual bytes", ChecksumAlgorithm="CRC32",
+        Bucket=bucket,
+        Key="k",
+        Body=b"actual bytes",
+        ChecksumAlgorithm="CRC32",
         ChecksumCRC32=crc32_base64(zlib.crc32(b"other bytes")),
     )
     pieces = verified_pieces(client, bucket, "k", piece_size=4)

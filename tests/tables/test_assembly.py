@@ -143,7 +143,7 @@ def with_mtime(chunks, mtime):
 
 
 class TestMtimeTieBreak:
-    """OpenMSIStream's tie-break when the chunk counts are equal: only a strictly newer mtime, known on both sides, wins."""
+    """OpenMSIStream's tie-break for equal chunk counts: only a strictly newer mtime, known on both sides, wins."""
 
     OLD = b"12345678"
     EDITED = b"abcdefgh"  # same size, so as many chunks

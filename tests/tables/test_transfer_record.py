@@ -41,8 +41,14 @@ def record(transfer: TransferState, epoch: int | None = 2) -> TransferRecord:
         (done(), Step.VERIFY),
         (done().validated(now=104.0), Step.SETTLED),
         (invalid(), Step.FRESH_UPLOAD),
-        (invalid().retry_invalid(now=105.0).start_transfer(now=106.0).transferred(checksum="x", now=107.0)
-         .invalidated("again", now=108.0), Step.SETTLED),
+        (
+            invalid()
+            .retry_invalid(now=105.0)
+            .start_transfer(now=106.0)
+            .transferred(checksum="x", now=107.0)
+            .invalidated("again", now=108.0),
+            Step.SETTLED,
+        ),
         (failed(), Step.WAIT),
         (failed(max_retries=0), Step.SETTLED),
     ],

@@ -35,7 +35,7 @@ def test_counters_gauges_and_histograms_render_as_prometheus_reads_them():
 
 def test_label_values_and_help_are_escaped():
     registry = Registry()
-    gauge = Gauge(registry, "odd", 'Help with a \\ and a\nnewline.', labels=("name",))
+    gauge = Gauge(registry, "odd", "Help with a \\ and a\nnewline.", labels=("name",))
     gauge.set(1, name='quote " backslash \\ newline \n end')
     text = registry.render()
     assert "# HELP odd Help with a \\\\ and a\\nnewline." in text

@@ -32,13 +32,17 @@ def worker_web(tmp_path: Path, **settings: str) -> dict:
 def test_views_are_served_by_default(tmp_path):
     web = worker_web(tmp_path)
     assert web["web_server"]
-    assert {"/filestream/health/", "/filestream/dashboard/", "/metrics", "/filestream/file/{source}/{path}"} <= set(web["paths"])
+    assert {"/filestream/health/", "/filestream/dashboard/", "/metrics", "/filestream/file/{source}/{path}"} <= set(
+        web["paths"]
+    )
 
 
 def test_views_off_keeps_only_health(tmp_path):
     web = worker_web(tmp_path, FILESTREAM_VIEWS_ENABLED="false")
     assert web["web_server"]
-    assert [path for path in web["paths"] if path.startswith("/filestream/") or path == "/metrics"] == ["/filestream/health/"]
+    assert [path for path in web["paths"] if path.startswith("/filestream/") or path == "/metrics"] == [
+        "/filestream/health/"
+    ]
 
 
 def test_web_off_wins_over_the_worker_command_default(tmp_path):
