@@ -79,6 +79,7 @@ def file_keyed_topic(name: str):
         value_serializer="raw",
         partitions=settings.partitions,
         internal=True,
+        config=settings.topic_configs,
     )
 
 

@@ -320,6 +320,18 @@ class Settings:
         return [urlsplit(url).netloc for url in self.broker]
 
     @property
+    def topic_configs(self) -> dict[str, str]:
+        """Configuration of every topic filestream creates.
+
+        A chunk record is bigger than Kafka's 1 MiB default message limit.  With replicas, an
+        acknowledged write must be on two of them, so losing one broker loses nothing.
+        """
+        configs = {"max.message.bytes": str(self.max_message_bytes)}
+        if self.replication_factor > 1:
+            configs["min.insync.replicas"] = "2"
+        return configs
+
+    @property
     def max_message_bytes(self) -> int:
         """Request/fetch limit: a whole chunk record plus its header must fit, with room to spare."""
         return max(4 * 1024**2, 2 * self.chunk_size + 64 * 1024)

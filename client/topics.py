@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from settings import PREFIX, Settings
 
@@ -28,11 +29,8 @@ def topic_names(settings: Settings) -> tuple[str, ...]:
 
 
 def new_topics(settings: Settings) -> list[NewTopic]:
-    # A chunk record is bigger than Kafka's default 1 MiB topic message limit; the other
-    # topics get the same limit so one rule covers every topic filestream creates.
-    config = {"max.message.bytes": str(settings.max_message_bytes)}
     return [
-        NewTopic(name, settings.partitions, settings.replication_factor, topic_configs=config)
+        NewTopic(name, settings.partitions, settings.replication_factor, topic_configs=settings.topic_configs)
         for name in topic_names(settings)
     ]
 
@@ -56,8 +54,16 @@ async def ensure_topics(settings: Settings, *, request_timeout: float = 30.0) ->
             elif error_code != TopicAlreadyExistsError.errno:
                 raise for_code(error_code)(f"cannot create topic {topic}")
         descriptions = await admin.describe_topics(list(topic_names(settings)))
+        message_limit = await _message_limit(admin, settings.chunks_topic)
     finally:
         await admin.close()
+    if message_limit is not None and message_limit < settings.max_message_bytes:
+        raise TopicMismatch(
+            f"topic {settings.chunks_topic} accepts messages of at most {message_limit} bytes (max.message.bytes), "
+            f"but chunks of {settings.chunk_size} bytes ({PREFIX}CHUNK_SIZE) need {settings.max_message_bytes}; "
+            f"raise it with: kafka-configs --alter --entity-type topics --entity-name {settings.chunks_topic} "
+            f"--add-config max.message.bytes={settings.max_message_bytes}"
+        )
     for description in descriptions:
         found = len(description["partitions"])
         if found != settings.partitions:
@@ -65,3 +71,18 @@ async def ensure_topics(settings: Settings, *, request_timeout: float = 30.0) ->
                 f"topic {description['topic']} has {found} partitions but {PREFIX}PARTITIONS is "
                 f"{settings.partitions}; delete the topic or change the setting"
             )
+
+
+async def _message_limit(admin: AIOKafkaAdminClient, topic: str) -> int | None:
+    """The topic's ``max.message.bytes``; None when the broker does not say (the development broker)."""
+    try:
+        responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+        for response in responses:
+            for error_code, _, _, name, entries in response.resources:
+                if error_code == 0 and name == topic:
+                    for entry in entries:
+                        if entry[0] == "max.message.bytes":
+                            return int(entry[1])
+    except (KafkaError, ValueError, IndexError, TypeError) as exc:
+        log.debug("cannot read the configuration of topic %s: %s", topic, exc)
+    return None

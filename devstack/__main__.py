@@ -1,9 +1,11 @@
-"""``python -m devstack stack|demo``: the embedded development stack, and the one-command demo.
+"""``python -m devstack stack|demo|kafka``: the embedded stack, the one-command demo, Kafka's own tools.
 
-``stack`` runs the Tansu broker and a moto S3 server until Ctrl-C / SIGTERM, and prints
-the environment a worker or client needs to reach them.  ``demo`` runs the main job end
-to end on that stack: a worker, an upload of a generated sample directory, and a summary
-of what arrived where; then it stops everything (or keeps running with --keep-running).
+``stack`` runs a broker (Apache Kafka by default, or ``--broker tansu``) and a moto S3 server
+until Ctrl-C / SIGTERM, and prints the environment a worker or client needs to reach them.
+``demo`` runs the main job end to end on such a stack: a worker, an upload of a generated
+sample directory, and a summary of what arrived where; then it stops everything (or keeps
+running with --keep-running).  ``kafka TOOL ARGS...`` runs one of Apache Kafka's command-line
+tools (console-consumer, topics, consumer-groups, ...) from the stack's Kafka jars.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import asyncio
 import hashlib
 import logging
+import os
 import shutil
 import signal
 import subprocess
@@ -24,7 +27,8 @@ from aiokafka import AIOKafkaConsumer
 
 from devstack.processes import child_env
 from devstack.sample import write_sample
-from devstack.stack import DEFAULT_BROKER_PORT, DEFAULT_S3_PORT, DevStack
+from devstack.kafka import TOOLS, KafkaUnavailable, tool_argv
+from devstack.stack import BROKERS, DEFAULT_BROKER, DEFAULT_BROKER_PORT, DEFAULT_S3_PORT, DevStack
 from devstack.worker import FAUST, PROJECT_ROOT, Worker
 
 log = logging.getLogger("devstack")
@@ -49,11 +53,22 @@ def _wait_forever(message: str) -> None:
 
 
 def run_stack(args: argparse.Namespace) -> int:
-    with DevStack(log_dir=args.var / "logs", broker_port=args.broker_port, s3_port=args.s3_port) as stack:
+    var = args.var / args.broker
+    if args.broker == "tansu":
+        # The development broker keeps topics in memory: whatever an earlier run left is stale.
+        shutil.rmtree(var, ignore_errors=True)
+    stack = DevStack(log_dir=var, broker=args.broker, broker_port=args.broker_port, s3_port=args.s3_port)
+    with stack:
         exports = "\n".join(f"export {name}={value}" for name, value in stack.env().items())
-        print(f"# broker {stack.broker_url}, S3 {stack.s3_url}; to use them:\n{exports}", flush=True)
-        _wait_forever("development stack running")
+        print(f"# broker {stack.broker_url} ({args.broker}), S3 {stack.s3_url}; to use them:\n{exports}", flush=True)
+        _wait_forever(f"{args.broker} broker and S3 running (data in {var})")
     return 0
+
+
+def run_kafka_tool(args: argparse.Namespace) -> int:
+    argv = tool_argv(args.tool, args.tool_args)
+    os.execv(argv[0], argv)
+    return 1  # not reached: execv replaces this process
 
 
 def _sha256(path: Path) -> str:
@@ -112,19 +127,18 @@ async def _read_metadata(bootstrap: str, topic: str, files: list[str], timeout: 
 
 def run_demo(args: argparse.Namespace) -> int:
     var = args.var
-    # The development broker keeps topics in memory: state left from an earlier broker is
-    # inconsistent with the new one, so the demo always starts from empty directories.
+    # Every demo is a first run: a new broker, new topics, empty tables and output.
     shutil.rmtree(var, ignore_errors=True)
     sample_dir, output_dir = var / "sample", var / "output"
     sizes = write_sample(sample_dir)
-    with DevStack(log_dir=var / "logs", broker_port=args.broker_port, s3_port=args.s3_port) as stack:
+    stack = DevStack(log_dir=var / "logs", broker=args.broker, broker_port=args.broker_port, s3_port=args.s3_port)
+    with stack:
         env = {
             **stack.env(),
             "FILESTREAM_OUTPUT_DIR": str(output_dir),
             "FILESTREAM_SESSION_TIMEOUT": "10",
             "FILESTREAM_HEARTBEAT_INTERVAL": "1",
         }
-        log.info("broker %s, S3 %s", stack.broker_url, stack.s3_url)
         worker = Worker(env, var / "worker", web_port=args.web_port).start()
         try:
             log.info("starting a worker (web %s, log %s)", worker.url, worker.process.log_path)
@@ -144,7 +158,7 @@ def run_demo(args: argparse.Namespace) -> int:
             transfers = _wait_for_transfers(worker, identities, timeout=120)
             transferred = time.monotonic() - started
             metadata = asyncio.run(
-                _read_metadata(stack.broker_url.removeprefix("kafka://"), "filestream-metadata", identities, 30)
+                _read_metadata(stack.bootstrap_servers, "filestream-metadata", identities, 30)
             )
             print(f"\n{'file':28} {'bytes':>9}  {'output dir':15} {'S3':8} metadata")
             for name, identity in zip(sorted(sizes), identities, strict=True):
@@ -180,17 +194,26 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     _stop_on_sigterm()
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--var", type=Path, default=PROJECT_ROOT / "var" / "dev", help="working directory")
-    parser.add_argument("--broker-port", type=int, default=DEFAULT_BROKER_PORT)
-    parser.add_argument("--s3-port", type=int, default=DEFAULT_S3_PORT)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("stack", help="run the broker and the S3 server until stopped")
+    stack = commands.add_parser("stack", help="run the broker and the S3 server until stopped")
     demo = commands.add_parser("demo", help="run the main job end to end on the embedded stack")
     demo.add_argument("--keep-running", action="store_true", help="keep the stack and worker up after the summary")
     demo.add_argument("--web-port", type=int, default=6066)
+    for command, var in ((stack, "stack"), (demo, "dev")):
+        command.add_argument("--broker", choices=BROKERS, default=DEFAULT_BROKER, help="Apache Kafka or Tansu")
+        command.add_argument("--broker-port", type=int, default=DEFAULT_BROKER_PORT)
+        command.add_argument("--s3-port", type=int, default=DEFAULT_S3_PORT)
+        command.add_argument("--var", type=Path, default=PROJECT_ROOT / "var" / var, help="working directory")
+    kafka = commands.add_parser("kafka", help="run one of Apache Kafka's tools, e.g. kafka console-consumer --help")
+    kafka.add_argument("tool", choices=sorted(TOOLS))
+    kafka.add_argument("tool_args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
+    run = {"stack": run_stack, "demo": run_demo, "kafka": run_kafka_tool}[args.command]
     try:
-        return run_stack(args) if args.command == "stack" else run_demo(args)
+        return run(args)
+    except KafkaUnavailable as exc:
+        log.error("%s", exc)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -31,6 +31,7 @@ def bytes_table(name: str, help: str, recovery_buffer_size: int):
         partitions=settings.partitions,
         options=dict(_ROCKSDB_OPTIONS),
         recovery_buffer_size=recovery_buffer_size,
+        extra_topic_configs=settings.topic_configs,
         standby_buffer_size=recovery_buffer_size,
         help=help,
     )

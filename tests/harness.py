@@ -17,7 +17,8 @@ from devstack.worker import Worker
 def pipeline_env(stack: DevStack, base_dir: Path, **overrides: str) -> dict[str, str]:
     """Settings for one isolated pipeline on the shared broker: its own app id, topics, dirs and bucket.
 
-    Short group timeouts because the dev broker holds every JoinGroup for half the session timeout.
+    Short group timeouts: a SIGKILLed worker's partitions move once its session expires (and the
+    development broker holds every JoinGroup for half the session timeout).
     """
     tag = uuid.uuid4().hex[:8]
     env = {

@@ -219,7 +219,7 @@ def test_watch_sends_settled_files_rides_out_an_outage_and_resends_changes(priva
         cwd=PROJECT_ROOT,
     )
     log_text = lambda: watcher.log_path.read_text(errors="replace")  # noqa: E731
-    broker = private_stack.processes[0].popen
+    broker = private_stack.broker_processes()[0].popen
     try:
         wait_for(lambda: "sent a.txt" in log_text(), "a.txt to be sent", watcher)
 

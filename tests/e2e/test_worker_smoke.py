@@ -2,11 +2,20 @@
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from devstack.stack import DevStack
+from tests.harness import pipeline_env
+
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def pipeline(broker_stack: DevStack, tmp_path: Path) -> dict[str, str]:
+    return pipeline_env(broker_stack, tmp_path)
 
 
 async def _topic_partitions(bootstrap: str) -> dict[str, int]:
@@ -19,7 +28,7 @@ async def _topic_partitions(bootstrap: str) -> dict[str, int]:
         await admin.close()
 
 
-def test_worker_starts_creates_topics_serves_web_and_stops(start_worker, pipeline, dev_stack):
+def test_worker_starts_creates_topics_serves_web_and_stops(start_worker, pipeline, broker_stack):
     # Not the dev broker's auto-create default of 4: the worker must create its topics itself.
     pipeline["FILESTREAM_PARTITIONS"] = "6"
     worker = start_worker()
@@ -27,7 +36,7 @@ def test_worker_starts_creates_topics_serves_web_and_stops(start_worker, pipelin
     assert state["app_id"] == pipeline["FILESTREAM_APP_ID"]
     assert state["assigned_partitions"] == list(range(6))
 
-    partitions = asyncio.run(_topic_partitions(f"127.0.0.1:{dev_stack.broker_port}"))
+    partitions = asyncio.run(_topic_partitions(broker_stack.bootstrap_servers))
     assert partitions[pipeline["FILESTREAM_CHUNKS_TOPIC"]] == 6
     assert partitions[pipeline["FILESTREAM_COMPLETED_TOPIC"]] == 6
 

@@ -1,0 +1,54 @@
+"""A worker on an empty data dir restores every table entry from the changelogs, on both brokers."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+import pytest
+
+from devstack.stack import DevStack
+from tests.chunks import as_messages, make_chunks
+from tests.e2e.test_crash_recovery import files_total
+from tests.harness import pipeline_env, poll, produce_chunks, wait_for_files
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def pipeline(broker_stack: DevStack, tmp_path: Path) -> dict[str, str]:
+    return pipeline_env(broker_stack, tmp_path)
+
+
+def test_fresh_worker_restores_every_table_entry_from_the_changelog(start_worker, pipeline):
+    """Many small records written back to back (what a batching producer would batch), then a
+    worker with an empty data dir must restore both tables exactly, and finish the files."""
+    rng = random.Random(3)
+    partial = {f"partial/{i}.bin": rng.randbytes(2 * 1024 + 1 + i) for i in range(200)}
+    finished = {f"done/{i}.bin": rng.randbytes(1500) for i in range(20)}
+    partial_chunks = {name: make_chunks(data, path=name, chunk_size=1024) for name, data in partial.items()}
+    first = start_worker("first")
+    first.wait_ready()
+    sent = [c for chunks in partial_chunks.values() for c in chunks[:2]]
+    sent += [c for name, data in finished.items() for c in make_chunks(data, path=name, chunk_size=1024)]
+    asyncio.run(produce_chunks(pipeline, as_messages(sent)))
+    output = Path(pipeline["FILESTREAM_OUTPUT_DIR"]) / "lab"
+    wait_for_files(output, finished, workers=[first])
+    poll(lambda: files_total(first, "assembling") == 200, 60, "200 partial files on the first worker")
+    # A finished file's payloads stay until its S3 transfer is valid.
+    poll(
+        lambda: first.get_json("/filestream/tables/digest/")["payloads"]["entries"] == 400, 30, "S3 to release payloads"
+    )
+    before = first.get_json("/filestream/tables/digest/")
+    assert before["assemblies"]["entries"] == 220
+    assert before["payloads"]["entries"] == 400
+    assert first.stop() == 0
+
+    fresh = start_worker("fresh")
+    fresh.wait_ready(timeout=120)
+    assert fresh.get_json("/filestream/tables/digest/") == before
+
+    asyncio.run(produce_chunks(pipeline, as_messages([chunks[2] for chunks in partial_chunks.values()])))
+    wait_for_files(output, partial, workers=[fresh])
+    poll(lambda: fresh.get_json("/filestream/tables/digest/")["payloads"]["entries"] == 0, 30, "payloads released")
