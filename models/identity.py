@@ -14,8 +14,11 @@ from pathlib import Path, PurePosixPath
 
 MAX_PATH_BYTES = 4096
 MAX_SEGMENT_BYTES = 255
-_SOURCE_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_SOURCE_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
+# Unicode's control characters (category Cc): C0, DEL and C1.  C1 holds CSI (U+009B), which some
+# terminals obey like ESC [, so a name printed in a log could rewrite what the reader sees.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class InvalidIdentity(ValueError):
@@ -23,7 +26,8 @@ class InvalidIdentity(ValueError):
 
 
 def validate_source(source: str) -> str:
-    if not _SOURCE_RE.match(source) or source in (".", ".."):
+    # fullmatch, not match with "$": "$" also matches before a final newline ("lab\n").
+    if not _SOURCE_RE.fullmatch(source) or source in (".", ".."):
         raise InvalidIdentity(f"source name {source!r} must be 1-128 of letters, digits, '.', '_', '-'")
     return source
 
@@ -51,7 +55,7 @@ def validate_relative_path(path: str) -> str:
             raise InvalidIdentity(f"path {path!r} has an empty, '.' or '..' segment")
         if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
             raise InvalidIdentity(f"path {path!r} has a segment longer than {MAX_SEGMENT_BYTES} bytes")
-        if any(ord(char) < 32 for char in segment):
+        if _CONTROL_RE.search(segment):
             raise InvalidIdentity(f"path {path!r} contains a control character")
     return path
 
