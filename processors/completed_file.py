@@ -166,7 +166,7 @@ class CompletedFile:
         return cls(
             file_id=event.file_id,
             generation=event.generation,
-            size=event.file_size,
+            size=pinned.size,  # the event's size: PinnedOutput refuses any other
             sha256=event.file_hash,
             first_chunk_at=event.first_chunk_at,
             finished_at=event.finished_at,
