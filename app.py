@@ -1,16 +1,24 @@
-"""The filestream Faust application: settings, topics, tables, agents, commands and web views.
+"""The filestream Faust application: its settings, the app and its topics.
 
 Run a worker with ``faust -A app worker -l info``.  Every setting comes from a
 ``FILESTREAM_*`` environment variable (see ``settings.py`` and the README).
+
+This module imports none of the agents, tables, commands or views: Faust finds them by
+autodiscovery (``autodiscover``, below) when a worker or a command starts, the way larger
+Faust projects are laid out, and they import ``app`` from here.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
+from typing import Any
 
 import faust
+from faust.types import TopicT
 
+import transport
 from settings import SettingsError, load_settings
 from tables.store import STORE_URL
 
@@ -24,8 +32,15 @@ OWN_LOGGERS = ("app", "agents", "tables", "models", "client", "commands", "stora
 for _name in OWN_LOGGERS:
     logging.getLogger(_name).setLevel(settings.log_level.upper())
 
+# The packages whose modules declare agents, tables, timers, commands and views.
+DISCOVERED = ["agents", "tables", "commands", "web"]
+# `faust -A app` imports this module with the working directory on sys.path for that import only
+# (mode.utils.imports.cwd_in_path removes it again); autodiscovery imports the packages above
+# later, from beside this file.  Appended even if present: the entry seen now may be that one.
+sys.path.append(str(Path(__file__).resolve().parent))
 
-def _dev_broker_overrides() -> dict:
+
+def _dev_broker_overrides() -> dict[str, Any]:
     """Settings that work around the Tansu development broker's gaps; never used against Kafka.
 
     - One record per producer batch: Tansu's ListOffsets(latest) answers the base offset of the
@@ -35,26 +50,36 @@ def _dev_broker_overrides() -> dict:
     return {"producer_max_batch_size": 1}
 
 
-app = faust.App(
+class App(faust.App):
+    def _on_autodiscovery_error(self, name: str) -> None:
+        # Faust only logs it and goes on: a worker missing one of its agents, or a command, must not start.
+        raise  # noqa: PLE0704  (venusian calls this inside its except block)
+
+
+app = App(
     settings.app_id,
     broker=list(settings.broker),
+    # The consumer is Faust's, with commits that never pass a record still in flight (transport.py).
+    broker_consumer=transport.consumer_urls(settings.broker),
     store=STORE_URL,
     datadir=str(settings.data_dir),
-    autodiscover=False,
+    autodiscover=DISCOVERED,
     processing_guarantee="at_least_once",
     topic_partitions=settings.partitions,
     topic_replication_factor=settings.replication_factor,
     web_enabled=settings.web_enabled,
     web_port=settings.web_port,
     web_host=settings.web_host,
-    web_tables_enabled=False,  # Faust's /table/ views serve raw table values: the payloads are file contents
+    web_tables_enabled=False,  # Faust's /table/ views serve raw table values; ours are web/
     broker_session_timeout=settings.session_timeout,
     broker_heartbeat_interval=settings.heartbeat_interval,
     producer_max_request_size=settings.max_message_bytes,
     consumer_max_fetch_size=settings.max_message_bytes,
     broker_max_poll_records=64,
-    # Every step is idempotent and offsets are committed only for processed events, so a
-    # stopping worker need not drain its stream buffers (waiting for that can hang forever).
+    # Every step is idempotent and no offset is committed before its file is settled, so a
+    # stopping worker need not drain its stream buffers (waiting for that can hang forever),
+    # and a rebalance need not wait for handlers: a handler whose partition was revoked
+    # writes nothing more (tables.files.ensure_assignment_current).
     stream_wait_empty=False,
     **(_dev_broker_overrides() if settings.dev_broker else {}),
 )
@@ -63,7 +88,7 @@ app = faust.App(
 app.boot_strategy.enable_web = None if settings.web_enabled else False
 
 
-def file_keyed_topic(name: str):
+def file_keyed_topic(name: str) -> TopicT:
     """A topic of raw bytes keyed by file identity, partitioned like the chunk topic.
 
     Same partition count, so Faust assigns partition p of every such topic (and of every
@@ -84,53 +109,21 @@ def file_keyed_topic(name: str):
 
 
 chunks_topic = file_keyed_topic(settings.chunks_topic)
-# FileEvent JSON, decoded by each consumer (models.events.decode_event)
+# FileEvent JSON (models.events), decoded by each consumer.
 completed_topic = file_keyed_topic(settings.completed_topic)
+# Rejected chunk records, unchanged, with the reason in their headers (agents/reassembly.py).
+dead_letter_topic = file_keyed_topic(settings.dead_letter_topic)
 # Expiry ticks (agents/expiry.py): a tick on partition p reaches the worker that owns p's files.
 ticks_topic = file_keyed_topic(f"{settings.chunks_topic}-ticks")
+# A file's key on its partition: drive its S3 transfer now (agents/s3_transfer.py).
+transfer_requests_topic = file_keyed_topic(f"{settings.chunks_topic}-s3-retries")
 
 # Faust declares a topic when an agent subscribes to it; these are also declared at start, so a
 # topic this worker only produces to is never created by a broker's auto-create with another count.
-declared_at_start = [chunks_topic, completed_topic, ticks_topic]
+declared_at_start = [chunks_topic, completed_topic, dead_letter_topic, ticks_topic, transfer_requests_topic]
 
 
 @app.task
 async def declare_topics() -> None:
     for topic in declared_at_start:
         await topic.maybe_declare()
-
-
-@app.page("/filestream/health/")
-async def health(web, request):
-    """Readiness for load balancers and test harnesses: ready once partitions are assigned and tables restored."""
-    try:
-        assignment = app.consumer.assignment()
-    except Exception:  # the consumer is not started yet; nothing is assigned
-        assignment = set()
-    assigned = sorted(tp.partition for tp in assignment if tp.topic == settings.chunks_topic)
-    recovering = bool(app.in_recovery)
-    rebalancing = bool(app.rebalancing)
-    return web.json(
-        {
-            "ready": bool(assignment) and not recovering and not rebalancing,
-            "app_id": settings.app_id,
-            "recovering": recovering,
-            "rebalancing": rebalancing,
-            "assigned_partitions": assigned,
-        }
-    )
-
-
-# Registration: agents, tables and commands attach themselves to `app` on import.
-import agents.reassembly  # noqa: E402,F401
-
-if settings.openmsistream_topic:
-    import agents.openmsistream  # noqa: E402,F401  (re-keys OpenMSIStream chunks into the chunk topic)
-import agents.expiry  # noqa: E402,F401
-import agents.processors  # noqa: E402,F401  (FILESTREAM_PROCESSORS, the metadata reproducer: an agent each)
-import agents.s3_transfer  # noqa: E402,F401
-import commands.download  # noqa: E402,F401  (registers the download command)
-import commands.reprocess  # noqa: E402,F401  (registers the reprocess command)
-import commands.transfers  # noqa: E402,F401  (registers the transfers command)
-import commands.upload  # noqa: E402,F401  (registers the upload command)
-import web.views  # noqa: E402,F401  (views, dashboard, /metrics unless FILESTREAM_VIEWS_ENABLED=false)

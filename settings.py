@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from models.bounds import ChunkLimits
 from models.identity import validate_source
 
 PREFIX = "FILESTREAM_"
@@ -40,6 +41,9 @@ _SIZE_UNITS = {
     "g": 1000**3,
     "gb": 1000**3,
     "gib": 1024**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "tib": 1024**4,
 }
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([a-z]*)\s*$", re.IGNORECASE)
 _TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
@@ -194,6 +198,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Source name of files read from OpenMSIStream records; their identity is this name/subdir/filename.",
     ),
     Setting("completed_topic", "filestream-completed", parse_topic, "Topic of completed and failed file events."),
+    Setting(
+        "dead_letter_topic",
+        "filestream-dead-letters",
+        parse_topic,
+        "Topic every rejected chunk record goes to, unchanged, with the reason and its source offset in headers.",
+    ),
     Setting("metadata_topic", "filestream-metadata", parse_topic, "Topic of per-file JSON metadata messages."),
     Setting(
         "metadata_enabled",
@@ -210,6 +220,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("partitions", "8", parse_count, "Partitions of every filestream topic (the unit of scale-out)."),
     Setting("replication_factor", "1", parse_count, "Replication factor of the topics filestream creates."),
     Setting("chunk_size", "1MiB", parse_size, "Payload bytes per chunk record."),
+    Setting(
+        "max_file_size",
+        "1TiB",
+        parse_size,
+        "Largest file a worker accepts; chunk records claiming a bigger one are rejected before any state exists.",
+    ),
     Setting("partial_file_timeout", "3600", parse_seconds, "Seconds without a chunk before a partial file expires."),
     Setting(
         "s3_enabled", "true", parse_bool, "Transfer completed files to S3; their chunk payloads are kept until then."
@@ -230,10 +246,17 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("s3_max_retries", "3", parse_count, "Retries of a failed S3 transfer before it fails for good."),
     Setting(
-        "s3_threads",
-        "4",
+        "s3_concurrency",
+        "8",
         parse_count,
-        "Threads running S3 calls off the event loop; also the S3 connection pool size.",
+        "Files each worker transfers to S3 at once.",
+    ),
+    Setting(
+        "s3_threads",
+        "8",
+        parse_count,
+        "Threads sending the parts of multipart uploads (and downloads' files) at once; with S3_CONCURRENCY, "
+        "the S3 connection pool size.",
     ),
     Setting(
         "s3_retry_backoff",
@@ -288,12 +311,14 @@ class Settings:
     openmsistream_topic: str
     openmsistream_source: str
     completed_topic: str
+    dead_letter_topic: str
     metadata_topic: str
     metadata_enabled: bool
     processors: tuple[str, ...]
     partitions: int
     replication_factor: int
     chunk_size: int
+    max_file_size: int
     partial_file_timeout: float
     s3_enabled: bool
     s3_bucket: str
@@ -301,6 +326,7 @@ class Settings:
     s3_multipart_threshold: int
     s3_part_size: int
     s3_max_retries: int
+    s3_concurrency: int
     s3_threads: int
     s3_retry_backoff: float
     s3_retry_backoff_max: float
@@ -318,6 +344,11 @@ class Settings:
     def bootstrap_servers(self) -> list[str]:
         """``host:port`` strings for clients that do not take Faust URLs (aiokafka)."""
         return [urlsplit(url).netloc for url in self.broker]
+
+    @property
+    def chunk_limits(self) -> ChunkLimits:
+        """What a chunk record may claim (models.bounds): no more payload than a record can carry."""
+        return ChunkLimits(max_payload_bytes=self.max_message_bytes, max_file_size=self.max_file_size)
 
     @property
     def topic_configs(self) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """OpenMSIStream intake: chunks from an OpenMSIStream uploaders' topic, re-keyed by file, into the chunk topic.
 
-Imported by ``app.py`` only when ``FILESTREAM_OPENMSISTREAM_TOPIC`` is set.
+The agent exists only when ``FILESTREAM_OPENMSISTREAM_TOPIC`` is set.
 
 Why a hop instead of reassembling from that topic directly: OpenMSIStream producers key each
 chunk differently (``{subdir}_{filename}_chunk_{i}_of_{n}``) and leave the partition to
@@ -26,6 +26,7 @@ generation policy decides between versions of a file, not their arrival order).
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from app import app, chunks_topic, settings
 from models.chunk import ChunkDecodeError
@@ -36,24 +37,26 @@ log = logging.getLogger(__name__)
 # Records in flight at once: 128 MiB in 512 KiB chunks then forwards and reassembles at 40 MB/s.
 FORWARDERS = 8
 
-openmsistream_topic = app.topic(
-    settings.openmsistream_topic,
-    key_type=bytes,
-    value_type=bytes,
-    key_serializer="raw",
-    value_serializer="raw",
-)
 
-
-@app.agent(openmsistream_topic, name="openmsistream-intake", concurrency=FORWARDERS)
-async def forward_openmsistream_chunks(stream):
+async def forward_openmsistream_chunks(stream: Any) -> None:
     async for event in stream.events():
         await forward(event.key, event.value, event.message.partition)
 
 
+if settings.openmsistream_topic:
+    openmsistream_topic = app.topic(
+        settings.openmsistream_topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    app.agent(openmsistream_topic, name="openmsistream-intake", concurrency=FORWARDERS)(forward_openmsistream_chunks)
+
+
 async def forward(key: bytes | None, value: bytes | None, partition: int) -> None:
     try:
-        chunk = decode_openmsistream_chunk(value, settings.openmsistream_source)
+        chunk = decode_openmsistream_chunk(value, settings.openmsistream_source, settings.chunk_limits)
     except ChunkDecodeError as exc:
         log.warning(
             "rejected a message on %s partition %d (key %r): %s",

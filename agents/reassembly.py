@@ -1,216 +1,163 @@
 """Reassembly agent: chunk records in, whole verified files and completed/failed events out.
 
-All state lives in the changelog-backed tables of :mod:`tables.files`; processing is
-at-least-once, so every step here is idempotent: a chunk replayed after a crash
-finds its work already done (or redoes it identically), and a file whose chunks
-are all present completes whenever one of them is seen again.
+The work is tables/assembler.py; this is its wiring to Faust.  Each record's offset is
+committed only once its file is settled: the agent acknowledges it at once when it needs
+nothing more, and otherwise holds the first record of the file (transport.CommitHolds)
+until the file is settled (completed, or failed, and no S3 transfer reads its spooled
+bytes).  So after a crash, a restart or a takeover, the chunks of every unsettled file are
+delivered again and refill the spool, which no process trusts after another.
+
+No record can stop this agent: one that is rejected goes to the dead-letter topic with
+its reason; an unexpected error while handling one fails its file, saying why.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-import telemetry
-from app import app, chunks_topic, completed_topic, settings
-from models.chunk import ChunkDecodeError, FileChunk
-from models.chunk_codecs import decode_any_chunk
-from models.events import COMPLETED, FAILED, FILE_HASH_NAME, FileEvent
-from models.identity import FileId
-from storage.local import AtomicFile, UnsafeDestination, safe_destination
-from tables.assembly import Action, AssemblyState, Status, decide
-from tables.files import delete_payloads, iter_payloads, load_state, payload_key, payloads, save_state
-from tables.payload_holds import payload_holders
+from faust.types import TP
+
+from app import app, chunks_topic, completed_topic, dead_letter_topic, settings, transfer_requests_topic
+from models.events import FileEvent
+from models.identity import FileId, InvalidIdentity
+from storage.spool import Spool
+from tables.assembler import Assembler, AssemblyConfig, Verdict
+from tables.assembly import Status
+from tables.files import AssignmentLost, assemblies
+from tables.transfers import transfers
+from transport import CommitHolds
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
+spool = Spool(settings.data_dir / f"{settings.app_id}-spool")
+holds = CommitHolds()
+_owned_partitions: set[int] = set()
+
+
+async def publish_event(key: bytes, event: FileEvent, partition: int) -> None:
+    """Send the event and wait for the broker's acknowledgement."""
+    await (await completed_topic.send(key=key, value=event.dumps(), partition=partition))
+
+
+async def run_blocking(call: Callable[[], T]) -> T:
+    return await asyncio.get_running_loop().run_in_executor(None, call)
+
+
+assembler = Assembler(
+    AssemblyConfig(
+        codec=settings.chunk_codec,
+        openmsistream_source=settings.openmsistream_source,
+        limits=settings.chunk_limits,
+        output_dir=settings.output_dir,
+        write_output=settings.write_output,
+        s3_enabled=settings.s3_enabled,
+        s3_max_retries=settings.s3_max_retries,
+    ),
+    assemblies,
+    transfers,
+    spool,
+    publish_event,
+    run_blocking,
+)
+
+
+def chunk_partition(partition: int) -> TP:
+    return TP(chunks_topic.get_topic_name(), partition)
+
+
+@app.on_worker_init.connect
+def start_with_an_empty_spool(sender: Any, **kwargs: Any) -> None:
+    spool.wipe()
+
+
+@app.on_partitions_revoked.connect
+async def forget_held_records(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+    holds.drop(tp for tp in revoked if tp.topic == chunks_topic.get_topic_name())
+
+
+@app.on_partitions_assigned.connect
+async def forget_spools_of_lost_partitions(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+    now_owned = {tp.partition for tp in assigned if tp.topic == chunks_topic.get_topic_name()}
+    for partition in _owned_partitions - now_owned:
+        spool.forget_partition(partition)
+    _owned_partitions.clear()
+    _owned_partitions.update(now_owned)
+
 
 @app.agent(chunks_topic, name="reassembly")
-async def reassemble(stream):
-    async for event in stream.events():
-        await handle_chunk(event.key, event.value, event.message.partition)
+async def reassemble(stream: Any) -> None:
+    async for event in stream.noack().events():
+        await handle_record(event)
 
 
-async def handle_chunk(key: bytes | None, value: bytes, partition: int) -> None:
-    telemetry.chunk_received()
+async def handle_record(event: Any) -> None:
+    message = event.message
     try:
-        chunk = decode_any_chunk(value, settings.chunk_codec, settings.openmsistream_source)
-    except ChunkDecodeError as exc:
-        log.warning("rejected a message on partition %d (key %r): %s", partition, key and key[:200], exc)
-        telemetry.chunk_rejected("malformed")
-        return
-    file_id = chunk.file_id
-    if key != file_id.key:
-        log.warning("rejected chunk %d of %s: message key %r does not match", chunk.index, file_id, key)
-        telemetry.chunk_rejected("key_mismatch")
-        return
-    state = load_state(key)
-    if not chunk.payload_is_intact():
-        log.warning("rejected chunk %d of %s: payload does not match its hash", chunk.index, file_id)
-        telemetry.chunk_rejected("bad_hash")
-        if state is not None:
-            state.rejected_chunks += 1
-            save_state(key, state)
-        return
-
-    now = time.time()
-    decision = decide(state, chunk)
-    if decision.action is Action.START:
-        state = AssemblyState.begin(chunk, partition, now)
-        telemetry.file_started()
-        log.info(
-            "receiving %s generation %s: %s bytes in %d chunks",
-            file_id,
-            chunk.generation,
-            chunk.file_size,
-            chunk.chunk_count,
-        )
-    elif decision.action is Action.RESET:
-        assert state is not None
-        log.info("%s: %s; discarding the partial assembly", file_id, decision.reason)
-        delete_payloads(key, state.epoch, state.received_indices())
-        state = AssemblyState.begin(chunk, partition, now, epoch=state.epoch + 1)
-        telemetry.file_started()
-    elif decision.action in (Action.STALE, Action.CORRUPT):
-        assert state is not None
-        log.warning("skipped chunk %d of %s: %s", chunk.index, file_id, decision.reason)
-        telemetry.chunk_rejected(decision.action.value)
-        if decision.action is Action.CORRUPT:
-            state.rejected_chunks += 1
-            save_state(key, state)
-        return
-    assert state is not None
-
-    if decision.action is not Action.DUPLICATE or _payload_lost(key, state, chunk):
-        payloads[payload_key(key, state.epoch, chunk.index)] = chunk.payload
-        telemetry.chunk_stored(len(chunk.payload))
-        state.mark(chunk.index, now)
-        save_state(key, state)
-    if state.complete:
-        await complete_file(file_id, state)
-
-
-def _payload_lost(key: bytes, state: AssemblyState, chunk: FileChunk) -> bool:
-    """A crash can persist the state's "received" bit without the payload; a replayed chunk heals that."""
-    return state.status is Status.ASSEMBLING and payload_key(key, state.epoch, chunk.index) not in payloads
-
-
-async def complete_file(file_id: FileId, state: AssemblyState) -> None:
-    key = file_id.key
-    started = time.monotonic()
-    result = await _verify_and_write(file_id, state)
-    if result.missing:
-        for index in result.missing:
-            state.unmark(index)
-        save_state(key, state)
-        log.error("%s: payloads of chunks %s are missing; waiting for them to be re-sent", file_id, result.missing[:20])
-        return
-    if result.failure:
-        await publish_failure(file_id, state, result.failure)
-        return
-    first_chunk_at = state.first_chunk_at
-    await _finish(file_id, state, COMPLETED, None, result)
-    elapsed = time.time() - first_chunk_at
-    telemetry.file_completed(result.size, elapsed)
-    log.info(
-        "completed %s generation %s: %d bytes, %.2fs from first chunk (%.1f MB/s), verified and written in %.2fs",
-        file_id,
-        state.generation,
-        result.size,
-        elapsed,
-        result.size / max(elapsed, 1e-6) / 1e6,
-        time.monotonic() - started,
-    )
-
-
-async def publish_failure(file_id: FileId, state: AssemblyState, reason: str) -> None:
-    telemetry.file_failed()
-    log.error("failed %s generation %s: %s", file_id, state.generation, reason)
-    await _finish(file_id, state, FAILED, reason, None)
-
-
-async def _finish(
-    file_id: FileId, state: AssemblyState, status: str, reason: str | None, written: _Reassembled | None
-) -> None:
-    """Publish the outcome, wait for the broker's ack, then release the payloads and record it.
-
-    A completed generation's payloads stay while downstream consumers read them
-    (tables/payload_holds.py); the event names their epoch, and the last holder deletes them.
-    """
-    now = time.time()
-    retained = status == COMPLETED and bool(payload_holders(settings))
-    event = FileEvent(
-        status=status,
-        source=file_id.source,
-        path=file_id.path,
-        generation=state.generation,
-        file_hash=written.sha256 if written else state.file_hash,
-        file_size=written.size if written else state.file_size,
-        chunk_count=state.chunk_count,
-        first_chunk_at=state.first_chunk_at,
-        finished_at=now,
-        reason=reason,
-        output_path=str(written.path) if written and written.path else None,
-        payload_epoch=state.epoch if retained else None,
-    )
-    key = file_id.key
-    await (await completed_topic.send(key=key, value=event.dumps(), partition=state.partition))
-    if not retained:
-        delete_payloads(key, state.epoch, state.received_indices())
-    state.finish(Status.COMPLETED if status == COMPLETED else Status.FAILED, now, reason)
-    save_state(key, state)
-
-
-@dataclass
-class _Reassembled:
-    path: Path | None = None  # where the file was written (None when output is off)
-    size: int = 0
-    sha256: str = ""
-    failure: str | None = None
-    missing: list[int] = field(default_factory=list)
-
-
-async def _verify_and_write(file_id: FileId, state: AssemblyState) -> _Reassembled:
-    """Stream the payloads through the file hash, and into the output file if enabled.
-
-    Nothing half-written is ever left at the destination: the output goes through a
-    temp file that is renamed into place only after the hash matched.
-    """
+        verdict = await assembler.handle(event.key, event.value, message.partition)
+    except AssignmentLost:
+        return  # never acknowledged: handled again after the rebalance
+    except Exception as exc:  # a record must never stop the agent
+        log.exception("error handling the record at offset %d of partition %d", message.offset, message.partition)
+        verdict = await fail_file_of(event, f"{type(exc).__name__}: {exc}")
     try:
-        dest = safe_destination(settings.output_dir, file_id) if settings.write_output else None
-    except UnsafeDestination as exc:
-        return _Reassembled(failure=str(exc))
-    # The records' own hash proves the file; completed events carry its SHA-256 whatever that was.
-    hashers = {name: hashlib.new(name) for name in {state.hash_name, FILE_HASH_NAME}}
-    size = 0
-    missing: list[int] = []
-    sink = AtomicFile(dest) if dest is not None else None
+        if verdict.rejected:
+            await send_to_dead_letters(event, verdict.rejected)
+        if verdict.transfer_ready and verdict.file_key is not None:
+            await request_transfer(verdict.file_key, message.partition)
+    except Exception:  # the broker refused: leave the record unacknowledged, so it comes again
+        log.exception("cannot report the record at offset %d of partition %d", message.offset, message.partition)
+        return
+    settle(event, verdict)
+
+
+def settle(event: Any, verdict: Verdict) -> None:
+    message = event.message
+    if verdict.settled:
+        if verdict.file_key is not None:
+            holds.release(message.tp, verdict.file_key, app.consumer)
+        event.ack()
+    elif verdict.file_key is None or not holds.hold(message, verdict.file_key):
+        event.ack()
+
+
+def release_if_settled(file_key: bytes, partition: int) -> None:
+    """Called by the other agents when they finish with a file: its held record may go."""
+    if assembler.settled(file_key):
+        holds.release(chunk_partition(partition), file_key, app.consumer)
+
+
+async def fail_file_of(event: Any, reason: str) -> Verdict:
+    """The record caused an unexpected error: its file (if it names one) fails, the record is dead-lettered."""
     try:
-        for index, payload in iter_payloads(file_id.key, state.epoch, state.chunk_count):
-            if payload is None:
-                missing.append(index)
-                continue
-            for hasher in hashers.values():
-                hasher.update(payload)
-            size += len(payload)
-            if sink is not None:
-                sink.write(payload)
-            # Heartbeats and other partitions' events run on this loop too.
-            await asyncio.sleep(0)
-        if missing:
-            return _Reassembled(missing=missing)
-        if state.file_size is not None and size != state.file_size:
-            return _Reassembled(failure=f"reassembled {size} bytes, expected {state.file_size}")
-        file_hash = hashers[state.hash_name].hexdigest()
-        if file_hash != state.file_hash:
-            return _Reassembled(failure=f"file hash mismatch: got {file_hash}, expected {state.file_hash}")
-        if sink is not None:
-            await asyncio.get_running_loop().run_in_executor(None, sink.commit)
-        return _Reassembled(path=dest, size=size, sha256=hashers[FILE_HASH_NAME].hexdigest())
-    finally:
-        if sink is not None and not sink.committed:
-            sink.discard()
+        file_id = FileId.from_key(event.key or b"")
+    except InvalidIdentity:
+        return Verdict(settled=True, rejected=f"error: {reason}")
+    state = assemblies.load(file_id.key)
+    if state is not None and state.status is Status.ASSEMBLING:
+        try:
+            await assembler.fail(file_id, state, f"error while handling a chunk: {reason}")
+        except AssignmentLost:
+            pass
+    return Verdict(assembler.settled(file_id.key), rejected=f"error: {reason}", file_key=file_id.key)
+
+
+async def send_to_dead_letters(event: Any, reason: str) -> None:
+    """The record as it came, with why and where from in its headers (as Kafka Connect's dead-letter queue)."""
+    message = event.message
+    headers = [
+        ("filestream.error.reason", reason.encode("utf-8", "replace")[:4096]),
+        ("filestream.error.topic", message.topic.encode()),
+        ("filestream.error.partition", str(message.partition).encode()),
+        ("filestream.error.offset", str(message.offset).encode()),
+    ]
+    await (await dead_letter_topic.send(key=event.key, value=event.value, headers=headers))
+
+
+async def request_transfer(file_key: bytes, partition: int) -> None:
+    """Wake the S3 transfer of a file whose spooled bytes are complete again (after a takeover)."""
+    await transfer_requests_topic.send(key=file_key, value=b"", partition=partition)

@@ -41,7 +41,7 @@ from datetime import UTC
 from pathlib import Path
 
 from models.identity import MAX_SEGMENT_BYTES, FileId, InvalidIdentity
-from storage.s3 import StoredObject, key_folder
+from storage.objects import StoredObject, key_folder
 
 FLAT_SEPARATOR = "__"
 LISTED_AT_MOST = 20

@@ -43,7 +43,8 @@ from client.download_plan import (
 )
 from settings import Settings
 from storage.local import AtomicFile, confined_destination
-from storage.s3 import StoredObject, describe_object, key_folder, list_keys, make_s3_client, read_verified
+from storage.objects import StoredObject, key_folder
+from storage.s3 import describe_object, list_keys, make_s3_client, read_verified
 
 log = logging.getLogger(__name__)
 

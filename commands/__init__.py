@@ -1,1 +1,1 @@
-"""Faust command-line commands (``faust -A app COMMAND``), registered by importing them from ``app.py``."""
+"""Faust command-line commands (``faust -A app COMMAND``), found by the app's autodiscovery."""

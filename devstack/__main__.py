@@ -25,9 +25,9 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from devstack.kafka import TOOLS, KafkaUnavailable, tool_argv
 from devstack.processes import child_env
 from devstack.sample import write_sample
-from devstack.kafka import TOOLS, KafkaUnavailable, tool_argv
 from devstack.stack import BROKERS, DEFAULT_BROKER, DEFAULT_BROKER_PORT, DEFAULT_S3_PORT, DevStack
 from devstack.worker import FAUST, PROJECT_ROOT, Worker
 
@@ -157,9 +157,7 @@ def run_demo(args: argparse.Namespace) -> int:
             identities = [f"demo/{name}" for name in sorted(sizes)]
             transfers = _wait_for_transfers(worker, identities, timeout=120)
             transferred = time.monotonic() - started
-            metadata = asyncio.run(
-                _read_metadata(stack.bootstrap_servers, "filestream-metadata", identities, 30)
-            )
+            metadata = asyncio.run(_read_metadata(stack.bootstrap_servers, "filestream-metadata", identities, 30))
             print(f"\n{'file':28} {'bytes':>9}  {'output dir':15} {'S3':8} metadata")
             for name, identity in zip(sorted(sizes), identities, strict=True):
                 verdict = {True: "byte-identical", False: "DIFFERENT"}.get(arrived.get(name), "missing")

@@ -244,7 +244,9 @@ class KafkaCluster:
         command = tool_argv("storage", ["format", "-t", cluster_id, "-c", str(config), *scram], self._classpath)
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
-            raise KafkaUnavailable(f"formatting KRaft storage of node {node + 1} failed:\n{result.stdout}{result.stderr}")
+            raise KafkaUnavailable(
+                f"formatting KRaft storage of node {node + 1} failed:\n{result.stdout}{result.stderr}"
+            )
 
     def _launch(self, node: int) -> None:
         java = require_tool("java", "openjdk-17-jre-headless")

@@ -11,12 +11,15 @@ file identity (:attr:`models.identity.FileId.key`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import struct
+from dataclasses import dataclass
+from typing import Any
 
-import faust
 import orjson
 
+from models.bounds import ChunkBoundsError, ChunkLimits, check_layout
 from models.identity import FileId, InvalidIdentity
 
 MAGIC = b"FSC1"
@@ -24,6 +27,8 @@ _HEADER_LENGTH = struct.Struct(">I")
 _PREFIX_SIZE = len(MAGIC) + _HEADER_LENGTH.size
 MAX_HEADER_BYTES = 64 * 1024
 HASH_NAME = "sha256"
+# What a worker accepts when the caller names no limits: a record of up to 64 MiB, a file of up to 1 TiB.
+DEFAULT_LIMITS = ChunkLimits(max_payload_bytes=64 * 1024**2, max_file_size=1024**4)
 
 
 def digest(data: bytes) -> str:
@@ -35,8 +40,9 @@ class ChunkDecodeError(ValueError):
     """A message on the chunk topic that is not a well-formed chunk record."""
 
 
-class FileChunk(faust.Record):
-    """One piece of one generation of one file (encoded with :func:`encode_chunk`, not a Faust codec)."""
+@dataclass(frozen=True, slots=True)
+class FileChunk:
+    """One piece of one generation of one file (encoded with :func:`encode_chunk`)."""
 
     source: str
     path: str
@@ -55,7 +61,11 @@ class FileChunk(faust.Record):
     def file_id(self) -> FileId:
         return FileId(self.source, self.path)
 
-    def header(self) -> dict:
+    def derive(self, **changes: Any) -> FileChunk:
+        """A copy with ``changes``: how tests and the fault campaign craft broken records."""
+        return dataclasses.replace(self, **changes)
+
+    def header(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "path": self.path,
@@ -83,7 +93,7 @@ def encode_chunk(chunk: FileChunk) -> bytes:
     return b"".join((MAGIC, _HEADER_LENGTH.pack(len(header)), header, chunk.payload))
 
 
-def decode_chunk(data: bytes) -> FileChunk:
+def decode_chunk(data: bytes, limits: ChunkLimits = DEFAULT_LIMITS) -> FileChunk:
     """Parse and check one chunk message value; raise :class:`ChunkDecodeError` saying what is wrong."""
     if len(data) < _PREFIX_SIZE or not data.startswith(MAGIC):
         raise ChunkDecodeError(f"not a filestream chunk record (starts {bytes(data[:8])!r})")
@@ -100,7 +110,7 @@ def decode_chunk(data: bytes) -> FileChunk:
     payload = data[_PREFIX_SIZE + header_length :]
     if len(payload) != header["length"]:
         raise ChunkDecodeError(f"truncated payload: {len(payload)} bytes, header says {header['length']}")
-    _check_header_ranges(header)
+    _check_header_ranges(header, limits)
     try:
         FileId(header["source"], header["path"])
     except InvalidIdentity as exc:
@@ -120,7 +130,7 @@ def decode_chunk(data: bytes) -> FileChunk:
     )
 
 
-def _check_header_types(header: dict) -> None:
+def _check_header_types(header: dict[str, Any]) -> None:
     for name in _INT_FIELDS:
         if type(header.get(name)) is not int:
             raise ChunkDecodeError(f"header field {name!r} missing or not an integer")
@@ -135,14 +145,17 @@ def _check_header_types(header: dict) -> None:
         raise ChunkDecodeError("header field 'mtime' is not a number")
 
 
-def _check_header_ranges(header: dict) -> None:
-    if header["chunk_count"] < 1:
-        raise ChunkDecodeError(f"chunk_count {header['chunk_count']} < 1")
-    if not 0 <= header["index"] < header["chunk_count"]:
-        raise ChunkDecodeError(f"chunk index {header['index']} outside 0..{header['chunk_count'] - 1}")
-    if header["file_size"] < 0 or not 0 <= header["offset"] <= header["file_size"]:
-        raise ChunkDecodeError(f"offset {header['offset']} outside a file of {header['file_size']} bytes")
-    if header["offset"] + header["length"] > header["file_size"]:
-        raise ChunkDecodeError("chunk extends past the end of the file")
+def _check_header_ranges(header: dict[str, Any], limits: ChunkLimits) -> None:
     if header["generation"] is not None and header["generation"] < 0:
         raise ChunkDecodeError(f"negative generation {header['generation']}")
+    try:
+        check_layout(
+            file_size=header["file_size"],
+            chunk_count=header["chunk_count"],
+            index=header["index"],
+            offset=header["offset"],
+            length=header["length"],
+            limits=limits,
+        )
+    except ChunkBoundsError as exc:
+        raise ChunkDecodeError(str(exc)) from None

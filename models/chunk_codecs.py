@@ -7,7 +7,8 @@ msgpack header of an array of 9 or 10 elements (0x99 or 0x9a).
 
 from __future__ import annotations
 
-from models.chunk import MAGIC, ChunkDecodeError, FileChunk, decode_chunk
+from models.bounds import ChunkLimits
+from models.chunk import DEFAULT_LIMITS, MAGIC, ChunkDecodeError, FileChunk, decode_chunk
 from models.openmsistream import ARRAY_MARKERS, DEFAULT_SOURCE, decode_openmsistream_chunk
 
 FILESTREAM = "filestream"
@@ -15,14 +16,19 @@ OPENMSISTREAM = "openmsistream"
 AUTO = "auto"
 
 
-def decode_any_chunk(value: bytes, codec: str = AUTO, openmsistream_source: str = DEFAULT_SOURCE) -> FileChunk:
+def decode_any_chunk(
+    value: bytes,
+    codec: str = AUTO,
+    openmsistream_source: str = DEFAULT_SOURCE,
+    limits: ChunkLimits = DEFAULT_LIMITS,
+) -> FileChunk:
     """Decode with ``codec``'s decoder, or with the one ``auto`` detects; :class:`ChunkDecodeError` if none fits."""
     if codec == AUTO:
         codec = detect_codec(value)
     if codec == FILESTREAM:
-        return decode_chunk(value)
+        return decode_chunk(value, limits)
     if codec == OPENMSISTREAM:
-        return decode_openmsistream_chunk(value, openmsistream_source)
+        return decode_openmsistream_chunk(value, openmsistream_source, limits)
     raise ValueError(f"unknown chunk codec {codec!r}")
 
 

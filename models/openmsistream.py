@@ -21,7 +21,8 @@ from typing import Any
 
 import msgpack
 
-from models.chunk import ChunkDecodeError, FileChunk
+from models.bounds import ChunkBoundsError, ChunkLimits, check_layout
+from models.chunk import DEFAULT_LIMITS, ChunkDecodeError, FileChunk
 from models.identity import FileId, InvalidIdentity
 
 HASH_NAME = "sha512"
@@ -32,7 +33,9 @@ _FIELD_COUNTS = (9, 10)
 ARRAY_MARKERS = frozenset(0x90 | count for count in _FIELD_COUNTS)
 
 
-def decode_openmsistream_chunk(value: bytes | None, source: str = DEFAULT_SOURCE) -> FileChunk:
+def decode_openmsistream_chunk(
+    value: bytes | None, source: str = DEFAULT_SOURCE, limits: ChunkLimits = DEFAULT_LIMITS
+) -> FileChunk:
     """Parse and check one OpenMSIStream chunk message value as a chunk of file ``source/<subdir>/<name>``.
 
     Raises :class:`ChunkDecodeError` saying what is wrong.  The payload's hash is checked by
@@ -62,6 +65,17 @@ def decode_openmsistream_chunk(value: bytes | None, source: str = DEFAULT_SOURCE
         raise ChunkDecodeError(f"chunk_i {chunk_i} outside 1..{chunk_count}")
     if offset < 0:
         raise ChunkDecodeError(f"negative chunk_offset_write {offset}")
+    try:
+        check_layout(
+            file_size=None,
+            chunk_count=chunk_count,
+            index=chunk_i - 1,
+            offset=offset,
+            length=len(payload),
+            limits=limits,
+        )
+    except ChunkBoundsError as exc:
+        raise ChunkDecodeError(str(exc)) from None
     return FileChunk(
         source=source,
         path=_relative_path(subdir, filename, filename_append, source),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from types import TracebackType
@@ -33,8 +34,7 @@ class AtomicFile:
     def __init__(self, dest: Path) -> None:
         self.dest = dest
         dest.parent.mkdir(parents=True, exist_ok=True)
-        self._temp_prefix = f".{dest.name[:100]}."
-        fd, temp_name = tempfile.mkstemp(prefix=self._temp_prefix, suffix=".part", dir=dest.parent)
+        fd, temp_name = tempfile.mkstemp(prefix=_temp_prefix(dest), suffix=".part", dir=dest.parent)
         self.temp_path = Path(temp_name)
         # mkstemp creates 0600; the finished file gets the mode any newly created file would.
         os.fchmod(fd, 0o666 & ~_UMASK)
@@ -51,17 +51,7 @@ class AtomicFile:
         os.replace(self.temp_path, self.dest)
         _fsync_directory(self.dest.parent)
         self.committed = True
-        self._remove_abandoned_temp_files()
-
-    def _remove_abandoned_temp_files(self) -> None:
-        """Temp files of earlier writes of this destination that a killed process left behind.
-
-        Only one writer at a time works on a destination (the worker owning the file's
-        partition, or one download job), so once this write has landed, any other temp
-        file of the same destination belongs to a write that will never finish.
-        """
-        for leftover in self.dest.parent.glob(glob.escape(self._temp_prefix) + "*.part"):
-            leftover.unlink(missing_ok=True)
+        _remove_abandoned_temp_files(self.dest)
 
     def discard(self) -> None:
         if not self._file.closed:
@@ -79,6 +69,52 @@ class AtomicFile:
     ) -> None:
         if not self.committed:
             self.discard()
+
+
+def publish_file(source: Path, dest: Path) -> None:
+    """Put the complete, verified file ``source`` at ``dest`` atomically; ``source`` stays as it is.
+
+    A hard link when both are on one file system (no byte is copied: the spool file's inode
+    becomes the output file), else a copy (the kernel's copy_file_range or sendfile).  Either
+    way it goes through a hidden temp sibling that is fsynced and renamed into place, so a
+    reader sees the old file or the whole new one.  Raises OSError (a directory in the way, a
+    file where a directory must be, permissions, disk full, a name too long) and leaves
+    nothing behind.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(prefix=_temp_prefix(dest), suffix=".part", dir=dest.parent)
+    os.close(fd)
+    temp = Path(temp_name)
+    try:
+        temp.unlink()  # os.link needs a free name: the name was reserved against other writers' temp files
+        try:
+            os.link(source, temp)
+        except OSError:
+            shutil.copyfile(source, temp)
+        os.chmod(temp, 0o666 & ~_UMASK)
+        with temp.open("rb") as written:
+            os.fsync(written.fileno())
+        os.replace(temp, dest)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    _fsync_directory(dest.parent)
+    _remove_abandoned_temp_files(dest)
+
+
+def _temp_prefix(dest: Path) -> str:
+    return f".{dest.name[:100]}."
+
+
+def _remove_abandoned_temp_files(dest: Path) -> None:
+    """Temp files of earlier writes of ``dest`` that a killed process left behind.
+
+    Only one writer at a time works on a destination (the worker owning the file's
+    partition, or one download job), so once a write has landed, any other temp
+    file of the same destination belongs to a write that will never finish.
+    """
+    for leftover in dest.parent.glob(glob.escape(_temp_prefix(dest)) + "*.part"):
+        leftover.unlink(missing_ok=True)
 
 
 def _fsync_directory(directory: Path) -> None:

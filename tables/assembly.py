@@ -8,13 +8,14 @@ the reassembly agent only carries out what it returns.
 
 from __future__ import annotations
 
-import base64
 import enum
 from dataclasses import asdict, dataclass, field
 
 import orjson
 
+from models import bounds
 from models.chunk import HASH_NAME, FileChunk
+from tables.chunk_set import ChunkSet
 
 
 class Status(str, enum.Enum):
@@ -48,12 +49,13 @@ class AssemblyState:
     first_chunk_at: float
     last_chunk_at: float
     mtime: float | None = None
-    # Increments on every reset, and names the payload keys, so a new generation's
+    # Increments on every reset, and names the spooled payloads, so a new generation's
     # chunks can never be mistaken for the old one's leftovers.
     epoch: int = 0
     status: Status = Status.ASSEMBLING
-    received: bytearray = field(default_factory=bytearray)
-    received_count: int = 0
+    received: ChunkSet = field(default_factory=ChunkSet)
+    # The length of every chunk but the last (models.bounds); None until a chunk shows it.
+    chunk_length: int | None = None
     rejected_chunks: int = 0
     reason: str | None = None
     finished_at: float | None = None
@@ -71,53 +73,59 @@ class AssemblyState:
             last_chunk_at=now,
             mtime=chunk.mtime,
             epoch=epoch,
-            received=bytearray((chunk.chunk_count + 7) // 8),
+            chunk_length=chunk_length_of(chunk),
             hash_name=chunk.hash_name,
         )
 
-    def has(self, index: int) -> bool:
-        return bool(self.received[index >> 3] & (1 << (index & 7)))
+    @property
+    def received_count(self) -> int:
+        return len(self.received)
 
-    def mark(self, index: int, now: float) -> None:
-        if not self.has(index):
-            self.received[index >> 3] |= 1 << (index & 7)
-            self.received_count += 1
+    def has(self, index: int) -> bool:
+        return index in self.received
+
+    def mark(self, index: int, now: float, chunk_length: int | None = None) -> None:
+        """Chunk ``index`` arrived; ``chunk_length`` (what it implies, see chunk_length_of) fills in the layout."""
+        self.received.add(index)
+        if self.chunk_length is None:
+            self.chunk_length = chunk_length
         self.last_chunk_at = now
 
     def unmark(self, index: int) -> None:
-        if self.has(index):
-            self.received[index >> 3] &= ~(1 << (index & 7)) & 0xFF
-            self.received_count -= 1
+        self.received.discard(index)
 
     def received_indices(self) -> list[int]:
-        if self.status is not Status.ASSEMBLING:
-            return []  # finish() dropped the bitmap; a completed generation's payloads are its holders' to release
-        return [index for index in range(self.chunk_count) if self.has(index)]
+        return list(self.received)
 
     @property
     def complete(self) -> bool:
         return self.status is Status.ASSEMBLING and self.received_count == self.chunk_count
 
     def finish(self, status: Status, now: float, reason: str | None = None) -> None:
-        """Completed or failed: the bitmap is no longer needed; the identity of the generation is."""
+        """Completed or failed: which chunks arrived no longer matters; the identity of the generation does."""
         self.status = status
         self.reason = reason
         self.finished_at = now
-        self.received = bytearray()
-        self.received_count = 0
+        self.received = ChunkSet()
 
     def dumps(self) -> bytes:
         data = asdict(self)
         data["status"] = self.status.value
-        data["received"] = base64.b64encode(self.received).decode("ascii")
+        data["received"] = self.received.to_list()
         return orjson.dumps(data)
 
     @classmethod
     def loads(cls, raw: bytes) -> AssemblyState:
         data = orjson.loads(raw)
         data["status"] = Status(data["status"])
-        data["received"] = bytearray(base64.b64decode(data["received"]))
+        data["received"] = ChunkSet.from_list(data["received"])
         return cls(**data)
+
+
+def chunk_length_of(chunk: FileChunk) -> int | None:
+    return bounds.chunk_length_of(
+        chunk_count=chunk.chunk_count, index=chunk.index, offset=chunk.offset, length=len(chunk.payload)
+    )
 
 
 def decide(state: AssemblyState | None, chunk: FileChunk) -> Decision:
@@ -177,4 +185,14 @@ def _strictly_newer(mtime: float | None, than: float | None) -> bool:
 def _same_generation(state: AssemblyState, chunk: FileChunk) -> Decision:
     if state.status is not Status.ASSEMBLING or state.has(chunk.index):
         return Decision(Action.DUPLICATE)
+    length = chunk_length_of(chunk)
+    if state.chunk_length is not None and length is not None and length != state.chunk_length:
+        return Decision(
+            Action.CORRUPT, f"chunk {chunk.index} implies chunks of {length} bytes, the others {state.chunk_length}"
+        )
     return Decision(Action.STORE)
+
+
+def expired(state: AssemblyState, partition: int, now: float, timeout: float) -> bool:
+    """A partial file of ``partition`` that received no chunk for ``timeout`` seconds."""
+    return state.partition == partition and state.status is Status.ASSEMBLING and now - state.last_chunk_at > timeout

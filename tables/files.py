@@ -1,29 +1,45 @@
-"""The reassembly tables: per-file assembly state and the chunk payloads, both RocksDB with changelogs.
+"""filestream's tables: RocksDB with changelog topics, keyed by file identity (bytes), co-partitioned with the chunks.
 
-Keys are bytes (the file identity), so ``table_route`` can find the worker that owns a file.
-Payload keys extend the file key with the assembly epoch and the chunk index; the
-file key never holds a NUL, so the separator is unambiguous.
+Keys are bytes, so ``table_route`` can find the worker that owns a file.  Values are the
+byte encodings of plain records; :class:`RecordTable` loads and saves them as their classes.
+A write happens while an event of the key's partition is processed (Faust picks the
+partition's store and changelog partition from the current event), and only while that
+event's assignment lasts: a handler that finishes after its partition was revoked must not
+write into a changelog another worker now owns (Faust does not wait for handlers on a
+rebalance here: see ``stream_wait_empty`` in app.py).
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator
+from typing import Any, Generic, Protocol, TypeVar
+
+import faust
 
 from app import app, settings
 from tables.assembly import AssemblyState
 
-# RocksDB's own caches, kept small: payloads are written once and read once, so a big
-# block cache only inflates the worker's RSS (Faust's default is 2 GiB per table).
+# RocksDB's own caches, kept small: the tables hold small records (Faust's default block cache
+# is 2 GiB per table, which only inflates the worker's RSS).
 _ROCKSDB_OPTIONS = {
     "block_cache_size": 16 * 1024**2,
     "write_buffer_size": 16 * 1024**2,
     "max_write_buffer_number": 2,
 }
-_EPOCH_AND_INDEX = struct.Struct(">II")
 
 
-def bytes_table(name: str, help: str, recovery_buffer_size: int):
+class AssignmentLost(Exception):
+    """The partition of the event being handled was revoked: its work is redone by its next owner."""
+
+
+class Codec(Protocol):
+    def dumps(self) -> bytes: ...
+
+
+R = TypeVar("R", bound=Codec)
+
+
+def bytes_table(name: str, help: str, recovery_buffer_size: int = 1000) -> faust.Table:
     return app.Table(
         name,
         key_type=bytes,  # bytes types make Faust store and log keys and values raw
@@ -31,37 +47,42 @@ def bytes_table(name: str, help: str, recovery_buffer_size: int):
         partitions=settings.partitions,
         options=dict(_ROCKSDB_OPTIONS),
         recovery_buffer_size=recovery_buffer_size,
-        extra_topic_configs=settings.topic_configs,
         standby_buffer_size=recovery_buffer_size,
+        extra_topic_configs=settings.topic_configs,
         help=help,
     )
 
 
-assemblies = bytes_table("assemblies", "Per-file assembly state (tables.assembly.AssemblyState)", 1000)
-# Recovery buffers whole changelog records in memory: with chunk-sized values, keep it short.
-payloads = bytes_table("payloads", "Chunk payloads of files being assembled or still needed downstream", 16)
+def ensure_assignment_current() -> None:
+    """Raise :class:`AssignmentLost` if the current event was fetched under an assignment that is gone."""
+    event = faust.current_event()
+    if event is None:
+        raise RuntimeError("tables are written only while an event of the key's partition is handled")
+    generation = event.message.generation_id
+    if app.rebalancing or (generation is not None and generation != app.consumer_generation_id):
+        raise AssignmentLost(f"partition {event.message.partition} was reassigned while its event was handled")
 
 
-def payload_key(file_key: bytes, epoch: int, index: int) -> bytes:
-    return file_key + b"\x00" + _EPOCH_AND_INDEX.pack(epoch, index)
+class RecordTable(Generic[R]):
+    """One table's values as records of one class."""
+
+    def __init__(self, table: faust.Table, loads: Any) -> None:
+        self.table = table
+        self._loads = loads
+
+    def load(self, key: bytes) -> R | None:
+        raw = self.table.get(key)
+        return None if raw is None else self._loads(raw)
+
+    def save(self, key: bytes, record: R) -> None:
+        ensure_assignment_current()
+        self.table[key] = record.dumps()
+
+    def items(self) -> Iterator[tuple[bytes, R]]:
+        """Every record of the partitions this worker actively owns."""
+        for key, raw in self.table.items():
+            yield key, self._loads(raw)
 
 
-def load_state(file_key: bytes) -> AssemblyState | None:
-    raw = assemblies.get(file_key)
-    return None if raw is None else AssemblyState.loads(raw)
-
-
-def save_state(file_key: bytes, state: AssemblyState) -> None:
-    assemblies[file_key] = state.dumps()
-
-
-def iter_payloads(file_key: bytes, epoch: int, chunk_count: int) -> Iterator[tuple[int, bytes | None]]:
-    for index in range(chunk_count):
-        yield index, payloads.get(payload_key(file_key, epoch, index))
-
-
-def delete_payloads(file_key: bytes, epoch: int, indices: list[int]) -> None:
-    for index in indices:
-        key = payload_key(file_key, epoch, index)
-        if key in payloads:
-            del payloads[key]
+assemblies_table = bytes_table("assemblies", "Per-file assembly state (tables.assembly.AssemblyState)")
+assemblies: RecordTable[AssemblyState] = RecordTable(assemblies_table, AssemblyState.loads)

@@ -15,7 +15,7 @@ from processors.results import ProcessorResult
 from tables.files import bytes_table
 
 processor_results = bytes_table(
-    "processor-results", "Per processor and file: the last recorded outcome (processors.results.ProcessorResult)", 1000
+    "processor-results", "Per processor and file: the last recorded outcome (processors.results.ProcessorResult)"
 )
 
 

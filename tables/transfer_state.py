@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,8 +54,20 @@ class TransferDecision:
 
 
 def backoff_delay(retries: int, *, base: float, cap: float) -> float:
-    """Seconds to wait before retry number ``retries + 1``: ``base * 2**retries``, at most ``cap``."""
+    """The longest wait before retry number ``retries + 1``: ``base * 2**retries``, at most ``cap``."""
     return min(cap, base * 2**retries)
+
+
+def full_jitter(delay: float) -> float:
+    """A wait drawn evenly from 0 to ``delay``, so workers that saw the same outage do not retry in lockstep.
+
+    "Full jitter", as in the AWS Architecture Blog's "Exponential Backoff And Jitter".
+    """
+    return random.uniform(0.0, delay)  # noqa: S311  (spreading retries, not a secret)
+
+
+def no_jitter(delay: float) -> float:
+    return delay
 
 
 @dataclass(frozen=True)
@@ -136,13 +150,33 @@ class TransferState:
         self._require(State.DONE, "invalidate")
         return self._move(State.INVALID, now, message=reason)
 
-    def fail(self, reason: str, *, now: float, backoff_base: float, backoff_cap: float) -> TransferState:
+    def fail(
+        self,
+        reason: str,
+        *,
+        now: float,
+        backoff_base: float,
+        backoff_cap: float,
+        jitter: Callable[[float], float] = no_jitter,
+    ) -> TransferState:
         """Transferring → failed; schedules the next attempt if a retry is left."""
         self._require(State.TRANSFERRING, "fail")
         next_attempt_at = None
         if self.retries_left:
-            next_attempt_at = now + backoff_delay(self.retries, base=backoff_base, cap=backoff_cap)
+            next_attempt_at = now + jitter(backoff_delay(self.retries, base=backoff_base, cap=backoff_cap))
         return self._move(State.FAILED, now, message=reason, next_attempt_at=next_attempt_at)
+
+    def interrupt(self, reason: str, *, now: float, resume_at: float | None = None) -> TransferState:
+        """Transferring → pending without using up a retry: S3 gave no answer at all, or the worker stopped.
+
+        ``resume_at``: not before then.
+        """
+        self._require(State.TRANSFERRING, "interrupt")
+        return self._move(State.PENDING, now, message=reason, next_attempt_at=resume_at)
+
+    def waiting(self, now: float) -> bool:
+        """A pending transfer told to wait (see :meth:`interrupt`) whose time has not come."""
+        return self.state is State.PENDING and self.next_attempt_at is not None and now < self.next_attempt_at
 
     def retry(self, *, now: float) -> TransferState:
         """Failed → pending, once the backoff has elapsed, while retries are left."""

@@ -1,5 +1,5 @@
-"""The worker's web views beside health (``app.py``): table inspection, the dashboard, metrics.
+"""The worker's web views: health, table inspection, the dashboard, metrics.
 
-``web.views`` registers them; the other modules without Faust (paging, tokens, merging
-summaries) are plain code that commands and tests import alone.
+The modules that declare pages import ``app`` and are found by Faust's autodiscovery; the
+others (paging, tokens, merging summaries) are plain code that commands and tests import alone.
 """

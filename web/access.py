@@ -2,7 +2,8 @@
 
 The token comes as ``Authorization: Bearer <token>`` or, for a browser opening the
 dashboard, as ``?token=<token>`` (the page then sends it as a header itself).  The
-health view (``app.py``) stays open: load balancers and probes carry no token.
+health view (``web/health.py``) stays open: load balancers and probes carry no token.
+With ``FILESTREAM_VIEWS_ENABLED=false`` none of these views is served at all.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class GuardedView(View):
         return await super().dispatch(request)
 
 
-def guarded_page(path: str) -> Callable[[Callable], type[View]]:
-    """``@app.page`` for every filestream view but health."""
+def guarded_page(path: str) -> Callable[[Callable[..., Any]], Any]:
+    """``@app.page`` for every filestream view but health; registers nothing when the views are off."""
+    if not settings.views_enabled:
+        return lambda view: view
     return app.page(path, base=GuardedView)

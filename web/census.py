@@ -7,7 +7,7 @@ from typing import Any
 
 from tables.assembly import Status
 from tables.transfer_state import State
-from tables.transfers import iter_transfers
+from tables.transfers import transfers
 from web.paging import Newest, cooperative
 from web.summary_merge import IN_FLIGHT_SHOWN, RECENT_SHOWN
 from web.tables import assembly_summary, iter_assemblies, last_activity
@@ -37,7 +37,7 @@ async def assembly_census(now: float) -> dict[str, Any]:
 async def transfer_census() -> dict[str, Any]:
     by_state: Counter[str] = Counter({state.value: 0 for state in State})
     failures = Newest(RECENT_SHOWN)
-    async for _, record in cooperative(iter_transfers()):
+    async for _, record in cooperative(transfers.items()):
         transfer = record.transfer
         by_state[transfer.state.value] += 1
         if transfer.state in _FAILED_TRANSFER_STATES:

@@ -8,9 +8,9 @@ from app import app
 from models.identity import FileId, InvalidIdentity
 from processors.api import registry
 from processors.results import result_key
-from tables.files import assemblies, load_state
+from tables.files import assemblies, assemblies_table
 from tables.processor_results import load_result
-from tables.transfers import load_transfer
+from tables.transfers import transfers
 from web.access import guarded_page
 from web.routing import answer_from_owner
 from web.tables import assembly_summary
@@ -27,13 +27,13 @@ async def file_view(web, request, source: str, path: str):
         file_id = FileId(source, path)
     except InvalidIdentity as exc:
         return web.json({"error": str(exc)}, status=400)
-    return await answer_from_owner(web, request, assemblies, file_id.key, lambda: _describe(web, file_id))
+    return await answer_from_owner(web, request, assemblies_table, file_id.key, lambda: _describe(web, file_id))
 
 
 async def _describe(web, file_id: FileId):
     key = file_id.key
-    state = load_state(key)
-    transfer = load_transfer(key)
+    state = assemblies.load(key)
+    transfer = transfers.load(key)
     results = [result for r in registry if (result := load_result(result_key(r.name, key))) is not None]
     body = {
         "file": str(file_id),

@@ -12,13 +12,14 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+from agents.reassembly import spool
 from app import app
 from processors.api import registry
 from tables.assembly import AssemblyState, Status
-from tables.files import assemblies, payloads
-from tables.processor_results import iter_results
+from tables.files import assemblies, assemblies_table
+from tables.processor_results import iter_results, processor_results
 from tables.transfer_state import State
-from tables.transfers import iter_transfers
+from tables.transfers import transfers, transfers_table
 from web.access import guarded_page
 from web.paging import Page, cooperative
 
@@ -27,8 +28,7 @@ RECOVERING = {"error": "tables are being restored; ask again shortly"}
 
 def iter_assemblies() -> Iterator[tuple[bytes, AssemblyState]]:
     """Every assembly state of the partitions this worker actively owns."""
-    for key, raw in assemblies.items():
-        yield key, AssemblyState.loads(raw)
+    return assemblies.items()
 
 
 def assembly_summary(key: bytes, state: AssemblyState, now: float) -> dict[str, Any]:
@@ -84,7 +84,12 @@ async def tables_digest(web, request):
     equal contents whatever order partitions are iterated in.
     """
     result = {}
-    for name, table in (("assemblies", assemblies), ("payloads", payloads)):
+    tables = (
+        ("assemblies", assemblies_table),
+        ("transfers", transfers_table),
+        ("processor-results", processor_results),
+    )
+    for name, table in tables:
         total = 0
         count = 0
         async for key, value in cooperative(table.items()):
@@ -93,6 +98,8 @@ async def tables_digest(web, request):
             total = (total + int.from_bytes(entry.digest(), "big")) % (1 << 256)
             count += 1
         result[name] = {"entries": count, "digest": f"{total:064x}"}
+    # Not a table: the files whose bytes this worker still keeps locally (storage/spool.py).
+    result["spool"] = {"entries": len(spool)}
     return web.json(result)
 
 
@@ -110,7 +117,7 @@ async def transfers_view(web, request):
     states: Counter[str] = Counter({state.value: 0 for state in State})
 
     def matching():
-        for _, record in iter_transfers():
+        for _, record in transfers.items():
             state = record.transfer.state.value
             states[state] += 1
             if not wanted_state or state == wanted_state:

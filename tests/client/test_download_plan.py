@@ -15,7 +15,7 @@ from client.download_plan import (
     plan_downloads,
     select_keys,
 )
-from storage.s3 import StoredObject
+from storage.objects import StoredObject
 
 DEST = Path("/dest")
 PREFIX = "stored/"

@@ -105,7 +105,7 @@ def test_garbled_messages_are_rejected_saying_so(message, error):
         ({"generation": -1}, "negative generation"),
         ({"index": 1}, "chunk index 1 outside 0..0"),
         ({"chunk_count": 0}, "chunk_count 0 < 1"),
-        ({"offset": 3}, "chunk extends past the end"),
+        ({"offset": 3}, "extends past the end"),
         ({"length": 4}, "truncated payload"),
         ({"path": "../escape"}, "bad file identity"),
         ({"source": "a/b"}, "bad file identity"),

@@ -1,7 +1,5 @@
 import pytest
 
-from settings import load_settings
-from tables.payload_holds import S3_TRANSFER, payload_holders
 from tables.transfer_record import Step, TransferRecord, next_step
 from tables.transfer_state import State, TransferState
 
@@ -92,6 +90,20 @@ def test_moved_keeps_where_the_bytes_are():
     assert (moved.partition, moved.payload_epoch, moved.chunk_count) == (3, 2, 7)
 
 
-def test_s3_holds_completed_payloads_only_when_enabled():
-    assert payload_holders(load_settings({})) == {S3_TRANSFER}
-    assert payload_holders(load_settings({"FILESTREAM_S3_ENABLED": "false"})) == frozenset()
+def test_a_pending_transfer_waits_for_its_bytes_and_for_its_time():
+    pending = ready().queue(now=101.0)
+    assert next_step(pending, now=111.0, bytes_ready=False) is Step.AWAIT_BYTES
+    told_to_wait = transferring().interrupt("S3 does not answer", now=120.0, resume_at=130.0)
+    assert told_to_wait.state is State.PENDING and told_to_wait.retries == 0
+    assert next_step(told_to_wait, now=129.9) is Step.WAIT
+    assert next_step(told_to_wait, now=130.0) is Step.UPLOAD
+
+
+def test_a_record_needs_its_bytes_until_it_settles_and_knows_its_chunks_by_generation_and_hash():
+    active = TransferRecord(failed(), partition=3, payload_epoch=2, chunk_count=7, chunk_file_hash="ab" * 32)
+    assert active.needs_bytes
+    assert active.describes(active.transfer.generation, "ab" * 32)
+    assert not active.describes(active.transfer.generation, "cd" * 32)
+    assert not active.describes(None, "ab" * 32)
+    assert not active.moved(done().validated(now=104.0)).needs_bytes
+    assert not TransferRecord(failed(), partition=3, payload_epoch=None, chunk_count=7).needs_bytes

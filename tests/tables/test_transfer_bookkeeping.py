@@ -1,6 +1,6 @@
 import asyncio
 
-from agents.transfer_bookkeeping import FileLocks, Probe, UnsettledTransfers
+from tables.transfer_bookkeeping import FileLocks, Probe, UnsettledTransfers
 from tables.transfer_record import TransferRecord
 from tables.transfer_state import TransferState
 

@@ -1,0 +1,176 @@
+"""The app's Kafka transport: Faust's aiokafka driver with a consumer that never commits past an unprocessed record.
+
+faust-streaming 0.15.3 can commit an offset past records it never processed, in three ways
+(read in ``faust/transport/consumer.py``):
+
+- ``_new_offset`` accepts a run of acknowledged offsets that starts one past the committed
+  offset, so the record at the committed head is skipped while it is still being
+  processed (faust-streaming issue #606; its fix, pull request #707, is not released).
+- ``_add_gap`` counts the record that follows a jump in offsets (transaction markers,
+  compaction) as a gap, that is as acknowledged, before it was processed.
+- A record fetched before a rebalance is acknowledged when a stream skips it afterwards
+  (its generation is stale), and that acknowledgement lands in the bookkeeping of the new
+  assignment, where it can carry the commit past the same offset, fetched again and not
+  yet processed.  A handler that finishes after its partition was revoked does the same.
+
+filestream holds the acknowledgement of a chunk record until its file is settled (see
+:class:`CommitHolds`), and runs agents with concurrency, so each of these would lose
+files; the issue of lost files after a takeover was traced to them.  :class:`Consumer`
+fixes all three with the plain rule :func:`committable_offset`; :class:`Transport` is
+Faust's, with this consumer, registered for the broker URL scheme ``filestream-kafka://``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from faust.transport import drivers
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP, Message
+
+SCHEME = "filestream-kafka"
+
+
+def committable_offset(
+    committed: int | None,
+    acknowledged: set[int],
+    gaps: Sequence[tuple[int, int]],
+    in_flight: int | None,
+) -> int | None:
+    """The offset to commit (the next one to read), or None when the commit cannot move.
+
+    ``committed`` is the partition's committed offset (None before its first commit);
+    ``acknowledged`` the offsets whose records are processed; ``gaps`` sorted half-open
+    ranges of offsets that hold no record; ``in_flight`` the smallest offset delivered and
+    not yet acknowledged.  The commit moves over acknowledged offsets and gaps only, from
+    the committed offset on, and never reaches an offset in flight.
+    """
+    if committed is not None:
+        start = committed
+    else:
+        candidates = [*acknowledged, *(begin for begin, _ in gaps)]
+        if in_flight is not None:
+            candidates.append(in_flight)
+        if not candidates:
+            return None
+        start = min(candidates)
+    position = start
+    gap_index = 0
+    while in_flight is None or position < in_flight:
+        if position in acknowledged:
+            position += 1
+            continue
+        while gap_index < len(gaps) and gaps[gap_index][1] <= position:
+            gap_index += 1
+        if gap_index < len(gaps) and gaps[gap_index][0] <= position:
+            position = gaps[gap_index][1]
+            continue
+        break
+    if in_flight is not None:
+        position = min(position, in_flight)
+    return position if position > start else None
+
+
+class Consumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer, committing by :func:`committable_offset` and only for the current assignment."""
+
+    _accepting_generation: int | None = None
+
+    def ack(self, message: Message) -> bool:
+        if message.generation_id is not None and message.generation_id != self._accepting_generation:
+            # Its assignment is gone: after the rebalance the record is fetched and processed again.
+            message.acked = True
+            self._unacked_messages.discard(message)
+            return False
+        return bool(super().ack(message))
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        self._accepting_generation = None
+        await super().on_partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        self._accepting_generation = self.app.consumer_generation_id
+        await super().on_partitions_assigned(assigned, generation_id)
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        # Faust passes the offset of the record after the jump as offset_to, and counts it in
+        # the gap; that record is real and not processed yet.
+        await super()._add_gap(tp, offset_from, offset_to - 1)
+
+    def _new_offset(self, tp: TP) -> int | None:
+        acked = self._acked[tp]
+        if not acked:
+            return None
+        gap_tree = self._gap[tp]
+        gaps = sorted((interval.begin, interval.end) for interval in gap_tree)
+        offset = committable_offset(self._committed_offset[tp], set(acked), gaps, self._in_flight(tp))
+        if offset is None:
+            return None
+        # Forget what the commit covers, as Faust's own implementation does.
+        acked[:] = [acked_offset for acked_offset in acked if acked_offset >= offset]
+        self._acked_index[tp].intersection_update(acked)
+        gap_tree.chop(0, offset)
+        return offset
+
+    def _in_flight(self, tp: TP) -> int | None:
+        offsets = [
+            message.offset
+            for message in list(self._unacked_messages)
+            if message.tp == tp and message.generation_id in (None, self._accepting_generation)
+        ]
+        return min(offsets) if offsets else None
+
+
+class Transport(faust_aiokafka.Transport):
+    Consumer = Consumer
+
+
+# Faust picks a transport by the URL scheme; this is the in-process form of the
+# `faust.transports` entry point a packaged transport would declare.
+drivers.TRANSPORTS.aliases[SCHEME] = f"{__name__}:Transport"
+
+
+def consumer_urls(broker_urls: Iterable[str]) -> list[str]:
+    """The broker URLs with this transport's scheme, for the app's ``broker_consumer`` setting."""
+    return [f"{SCHEME}://{url.split('://', 1)[1]}" for url in broker_urls]
+
+
+class CommitHolds:
+    """Records whose acknowledgement waits for their file to settle, so the commit stays below them.
+
+    One record per file is enough: the first one of the file this assignment delivered.  The
+    commit cannot pass it, so after a crash, a restart or a takeover every later record of the
+    file is delivered again, and the worker rebuilds what it kept only locally (the spool) from
+    them.  A held record keeps its message object, without its payload.
+    """
+
+    def __init__(self) -> None:
+        self._held: dict[TP, dict[bytes, Any]] = {}
+
+    def hold(self, message: Message, file_key: bytes) -> bool:
+        """Hold ``message`` for ``file_key``; False (the caller acknowledges it) if the file is held already."""
+        held = self._held.setdefault(message.tp, {})
+        if file_key in held:
+            return False
+        message.value = None  # the payload is spooled; the held record needs only its offset
+        held[file_key] = message
+        return True
+
+    def release(self, tp: TP, file_key: bytes, consumer: Any) -> None:
+        """The file is settled: acknowledge its held record, so the commit can move past it."""
+        message = self._held.get(tp, {}).pop(file_key, None)
+        if message is not None:
+            message.ack(consumer)
+
+    def drop(self, tps: Iterable[TP]) -> None:
+        """The partitions were revoked: their held records will be delivered again; never acknowledge these."""
+        for tp in tps:
+            self._held.pop(tp, None)
+
+    def held(self, tp: TP) -> dict[bytes, int]:
+        """The held files of a partition and the offsets that hold them."""
+        return {key: message.offset for key, message in self._held.get(tp, {}).items()}
+
+    def __len__(self) -> int:
+        return sum(len(held) for held in self._held.values())
