@@ -227,6 +227,8 @@ async def drive(file_key: bytes | None, partition: int) -> None:
         await driver.drive(file_key)
     except AssignmentLost:
         log.info("s3: %s moved to another worker during its transfer", record.transfer.file_id)
+    except Exception:  # a transfer must never stop the agent; the reconciliation tries it again
+        log.exception("s3: unexpected error driving the transfer of %s", record.transfer.file_id)
 
 
 @app.agent(completed_topic, name="s3-transfer", concurrency=settings.s3_concurrency)

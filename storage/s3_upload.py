@@ -45,7 +45,7 @@ from botocore.exceptions import ConnectionError as BotocoreConnectionError
 from errors import FilestreamError
 from settings import S3_MIN_PART_SIZE
 from storage.objects import crc32_base64, crc32_combine, full_object_checksum_problem
-from storage.s3 import CHECKSUM_ALGORITHM, FULL_OBJECT, translated_errors
+from storage.s3 import CHECKSUM_ALGORITHM, FULL_OBJECT, head_object, translated_errors
 
 log = logging.getLogger(__name__)
 

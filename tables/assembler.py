@@ -262,8 +262,10 @@ class Assembler:
         )
         if decision.action not in (TransferAction.START, TransferAction.SUPERSEDE):
             return  # this generation has its record already (a replay), or a newer one exists
-        if existing is not None and existing.payload_epoch is not None and existing.payload_epoch != state.epoch:
-            self.spool.discard(SpoolKey(state.partition, file_id.key, existing.payload_epoch))
+        if existing is not None:
+            log.info("s3: %s: %s", file_id, decision.reason)
+            if existing.payload_epoch is not None and existing.payload_epoch != state.epoch:
+                self.spool.discard(SpoolKey(state.partition, file_id.key, existing.payload_epoch))
         transfer = TransferState.new(
             str(file_id),
             generation=state.generation,

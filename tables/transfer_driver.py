@@ -155,6 +155,9 @@ class TransferDriver:
             return transfer.interrupt(f"S3 did not answer: {exc}", now=self.clock(), resume_at=resume_at)
         except TransferFailed as exc:
             return self._fail(transfer, str(exc))
+        except Exception as exc:  # counted like an answer from S3, so a transfer that always breaks gives up
+            log.exception("s3: unexpected error uploading %s", transfer.file_id)
+            return self._fail(transfer, f"unexpected {type(exc).__name__}: {exc}")
         if record.expected_checksum is not None and uploaded.checksum != record.expected_checksum:
             return self._fail(
                 transfer,

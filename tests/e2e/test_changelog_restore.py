@@ -23,7 +23,8 @@ def pipeline(broker_stack: DevStack, tmp_path: Path) -> dict[str, str]:
 
 def test_fresh_worker_restores_every_table_entry_from_the_changelog(start_worker, pipeline):
     """Many small records written back to back (what a batching producer would batch), then a
-    worker with an empty data dir must restore both tables exactly, and finish the files."""
+    worker with an empty data dir must restore every table exactly, refill its spool from the
+    chunks whose offsets stayed uncommitted, and finish the files."""
     rng = random.Random(3)
     partial = {f"partial/{i}.bin": rng.randbytes(2 * 1024 + 1 + i) for i in range(200)}
     finished = {f"done/{i}.bin": rng.randbytes(1500) for i in range(20)}
@@ -36,19 +37,25 @@ def test_fresh_worker_restores_every_table_entry_from_the_changelog(start_worker
     output = Path(pipeline["FILESTREAM_OUTPUT_DIR"]) / "lab"
     wait_for_files(output, finished, workers=[first])
     poll(lambda: files_total(first, "assembling") == 200, 60, "200 partial files on the first worker")
-    # A finished file's payloads stay until its S3 transfer is valid.
-    poll(
-        lambda: first.get_json("/filestream/tables/digest/")["payloads"]["entries"] == 400, 30, "S3 to release payloads"
-    )
+    # A finished file's spooled bytes stay until its S3 transfer is valid; the partial files' stay.
+    poll(lambda: spooled(first) == 200, 30, "S3 to release the finished files' spooled bytes")
     before = first.get_json("/filestream/tables/digest/")
     assert before["assemblies"]["entries"] == 220
-    assert before["payloads"]["entries"] == 400
+    assert before["transfers"]["entries"] == 20
     assert first.stop() == 0
 
     fresh = start_worker("fresh")
     fresh.wait_ready(timeout=120)
-    assert fresh.get_json("/filestream/tables/digest/") == before
+    tables = ("assemblies", "transfers", "processor-results")
+    after = fresh.get_json("/filestream/tables/digest/")
+    assert {name: after[name] for name in tables} == {name: before[name] for name in tables}
+    # The chunks of the partial files are read again from the chunk topic into the empty spool.
+    poll(lambda: spooled(fresh) == 200, 60, "the partial files' chunks to be spooled again")
 
     asyncio.run(produce_chunks(pipeline, as_messages([chunks[2] for chunks in partial_chunks.values()])))
     wait_for_files(output, partial, workers=[fresh])
-    poll(lambda: fresh.get_json("/filestream/tables/digest/")["payloads"]["entries"] == 0, 30, "payloads released")
+    poll(lambda: spooled(fresh) == 0, 30, "the spooled bytes to be released")
+
+
+def spooled(worker) -> int:
+    return worker.get_json("/filestream/tables/digest/")["spool"]["entries"]
