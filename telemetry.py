@@ -15,10 +15,12 @@ modules, so every agent can import it.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from faust.sensors.monitor import Monitor
@@ -26,6 +28,7 @@ from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     Metric,
     PlatformCollector,
@@ -94,6 +97,46 @@ transfer_outcomes = Counter(
 transfers_given_up = Counter(
     "filestream_transfers_given_up_total", "S3 transfers that failed for good: no retries left.", registry=registry
 )
+
+
+def memory_limit_bytes(
+    proc_cgroup: Path = Path("/proc/self/cgroup"), cgroup_root: Path = Path("/sys/fs/cgroup")
+) -> int:
+    """The most memory this process may have: the machine's RAM, or a lower cgroup limit on its cgroup or an
+    ancestor (systemd's MemoryMax=, a container's limit), cgroup v2 (memory.max) or v1 (memory.limit_in_bytes)."""
+    limits = [os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")]
+    try:
+        memberships = proc_cgroup.read_text().splitlines()
+    except OSError:  # not Linux: the RAM it is
+        memberships = []
+    for line in memberships:
+        hierarchy, controllers, path = line.split(":", 2)
+        if hierarchy == "0" and not controllers:
+            mount, limit_file = cgroup_root, "memory.max"
+        elif "memory" in controllers.split(","):
+            mount, limit_file = cgroup_root / "memory", "memory.limit_in_bytes"
+        else:
+            continue
+        cgroup = mount / path.lstrip("/")
+        for directory in (cgroup, *cgroup.parents):
+            if not directory.is_relative_to(mount):
+                break
+            try:
+                text = (directory / limit_file).read_text().strip()
+            except OSError:
+                continue
+            if text.isdigit():  # "max": no limit there
+                limits.append(int(text))
+    return min(limits)
+
+
+memory_limit = Gauge(
+    "filestream_memory_limit_bytes",
+    "The most memory this worker may have: the machine's RAM, or a lower cgroup limit (systemd MemoryMax=, "
+    "a container's limit).",
+    registry=registry,
+)
+memory_limit.set_function(memory_limit_bytes)
 
 # Every label value exists from the start, so a rate over a reason that never happened is 0, not absent.
 for _reason in REJECTION_REASONS:

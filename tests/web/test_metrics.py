@@ -1,3 +1,4 @@
+import os
 import re
 import time
 from pathlib import Path
@@ -134,3 +135,26 @@ def test_faust_sensor_observes_rebalance_and_request_latencies_from_their_start(
     assert samples[("t_total_rebalances", frozenset())] == 0  # 1 only while a rebalance is under way
     assert samples[("t_http_latency_sum", frozenset())] == pytest.approx(500, abs=100)
     assert samples[("t_http_status_codes_total", frozenset({("status_code", "200")}))] == 1
+
+
+def test_memory_limit_is_the_lowest_cgroup_limit_on_the_way_up_or_the_machines_memory(tmp_path):
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    root = tmp_path / "cgroup"
+    service = root / "system.slice" / "filestream-worker@a.service"
+    service.mkdir(parents=True)
+    (service / "memory.max").write_text("max\n")
+    (root / "system.slice" / "memory.max").write_text(f"{2 * 1024**3}\n")
+    membership = tmp_path / "cgroup-v2"
+    membership.write_text("0::/system.slice/filestream-worker@a.service\n")
+    assert telemetry.memory_limit_bytes(membership, root) == min(ram, 2 * 1024**3)
+
+    v1 = root / "memory" / "docker" / "abc"
+    v1.mkdir(parents=True)
+    (v1 / "memory.limit_in_bytes").write_text(f"{512 * 1024**2}\n")
+    (root / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    membership.write_text("5:cpu,cpuacct:/docker/abc\n4:memory:/docker/abc\n0::/\n")
+    assert telemetry.memory_limit_bytes(membership, root) == 512 * 1024**2
+
+    membership.write_text("0::/elsewhere\n")
+    assert telemetry.memory_limit_bytes(membership, root) == ram
+    assert telemetry.memory_limit_bytes(tmp_path / "no-such-file", root) == ram
