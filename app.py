@@ -11,6 +11,7 @@ import sys
 
 import faust
 
+from logs import logging_config
 from settings import SettingsError, load_settings
 from tables.store import STORE_URL
 
@@ -56,6 +57,7 @@ app = faust.App(
     # Every step is idempotent and offsets are committed only for processed events, so a
     # stopping worker need not drain its stream buffers (waiting for that can hang forever).
     stream_wait_empty=False,
+    logging_config=logging_config(settings.log_format),
     **(_dev_broker_overrides() if settings.dev_broker else {}),
 )
 # `faust worker` overrides web_enabled with its --with-web flag (on by default): False here wins over

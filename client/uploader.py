@@ -34,6 +34,7 @@ from client.chunking import DEFAULT_KEEP_LIMIT, ChunkPayloads, FileChangedError,
 from client.discovery import LocalFile, Rejected
 from client.registry import Registry
 from client.topics import TopicMismatch, ensure_topics
+from logs import file_fields
 from models.chunk import MAX_HEADER_BYTES, encode_chunk
 from settings import Settings
 
@@ -317,13 +318,13 @@ class Uploader:
 
     def _read_again_or_fail(self, file: LocalFile, problem: str) -> None:
         if self._reads[file] < self.options.read_attempts:
-            log.warning("%s %s; reading it again", file.path, problem)
+            log.warning("%s %s; reading it again", file.path, problem, extra=file_fields(file.file_id))
             self._queue.append(file)
         else:
             self._fail(file, f"{problem} ({self._reads[file]} tries)")
 
     def _fail(self, file: LocalFile, reason: str) -> None:
-        log.error("%s: %s", file.path, reason)
+        log.error("%s: %s", file.path, reason, extra=file_fields(file.file_id))
         self._finish(FileResult(file, Outcome.FAILED, reason))
 
     def _finish(self, result: FileResult) -> None:

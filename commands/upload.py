@@ -18,6 +18,7 @@ from app import app, settings
 from client.discovery import PathFilter
 from client.session import UploadRequest, default_source_name, upload_and_report, watch_and_upload
 from client.uploader import UploadOptions, largest_chunk_size
+from commands.base import Command
 from models.identity import InvalidIdentity, validate_source
 from settings import PREFIX, parse_size
 
@@ -123,6 +124,7 @@ def _positive(ctx: click.Context, param: click.Parameter, value: float) -> float
         callback=_positive,
         help="Seconds to wait for the broker to acknowledge a request before it counts as failed.",
     ),
+    base=Command,
 )
 async def upload(
     self: AppCommand,
