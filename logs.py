@@ -33,6 +33,7 @@ def logging_config(log_format: str) -> dict[str, Any] | None:
         raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}")
     return {
         "version": 1,
+        "disable_existing_loggers": False,  # the modules' loggers exist before Faust configures logging
         # mode merges this into its own configuration: the root logger keeps the level of `-l`.
         "merge": True,
         "formatters": {
