@@ -133,6 +133,7 @@ import agents.processors  # noqa: E402,F401  (FILESTREAM_PROCESSORS, the metadat
 import agents.s3_transfer  # noqa: E402,F401
 import commands.download  # noqa: E402,F401  (registers the download command)
 import commands.reprocess  # noqa: E402,F401  (registers the reprocess command)
+import commands.status  # noqa: E402,F401  (registers the status command)
 import commands.transfers  # noqa: E402,F401  (registers the transfers command)
 import commands.upload  # noqa: E402,F401  (registers the upload command)
 import web.views  # noqa: E402,F401  (views, dashboard, /metrics unless FILESTREAM_VIEWS_ENABLED=false)

@@ -114,7 +114,7 @@ def _positive(ctx: click.Context, param: click.Parameter, value: float) -> float
         "--retries",
         type=click.IntRange(min=0),
         default=5,
-        help="Retries, with doubling pauses from 1 s, while the broker does not acknowledge.",
+        help="Retries, after random pauses of up to 1, 2, 4... s, while the broker does not acknowledge.",
     ),
     option(
         "--timeout",

@@ -1,11 +1,15 @@
-"""A real Prometheus server scraping two workers of one pipeline; the dashboard's and the alerts' PromQL on it."""
+"""Operating two workers of one pipeline: a real Prometheus scraping them, the dashboard's and the alerts' PromQL
+on it, and the status and transfers commands asking one worker for both."""
 
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
 import os
 import shutil
+import signal
+import subprocess
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -14,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from devstack.processes import ManagedProcess, free_port, stop_together
-from devstack.worker import Worker
+from devstack.processes import ManagedProcess, child_env, free_port, stop_together
+from devstack.worker import FAUST, PROJECT_ROOT, Worker
 from tests.chunks import file_messages
 from tests.deploy.promql import DASHBOARD, RULES, dashboard_expressions, metric_names, rule_expressions
 from tests.harness import metric_samples, pipeline_env, poll, produce_chunks, wait_for_files
@@ -34,6 +38,17 @@ class Cluster:
     workers: list[Worker]
     prometheus_url: str
     files: dict[str, bytes]
+    env: dict[str, str]
+
+    def command(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [FAUST, "-A", "app", *args],
+            env=child_env(self.env),
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     def query(self, expression: str) -> list[dict]:
         url = f"{self.prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": expression})
@@ -51,6 +66,15 @@ class Cluster:
             return json.load(response)["data"]
 
 
+def expand_ranges(text: str) -> list[int]:
+    """``0-2,5`` → ``[0, 1, 2, 5]``."""
+    numbers = []
+    for span in text.split(","):
+        first, _, last = span.partition("-")
+        numbers += range(int(first), int(last or first) + 1)
+    return numbers
+
+
 def prometheus() -> str:
     found = shutil.which("prometheus")
     if found is None:
@@ -61,7 +85,9 @@ def prometheus() -> str:
 @pytest.fixture(scope="module")
 def cluster(dev_stack, tmp_path_factory) -> Iterator[Cluster]:
     base = tmp_path_factory.mktemp("prometheus")
-    env = pipeline_env(dev_stack, base)
+    # A long session timeout: a worker frozen by the last test stays in the group (and in the
+    # other's summary) for the whole test.
+    env = pipeline_env(dev_stack, base, FILESTREAM_SESSION_TIMEOUT="45", FILESTREAM_HEARTBEAT_INTERVAL="3")
     workers = [Worker(env, base / f"{name}-data", name=name).start() for name in ("a", "b")]
     port = free_port()
     config = base / "prometheus.yml"
@@ -101,7 +127,7 @@ def cluster(dev_stack, tmp_path_factory) -> Iterator[Cluster]:
         files = {f"prom/{i:02d}.bin": os.urandom(CHUNK * (1 + i % 3) + i) for i in range(FILE_COUNT)}
         asyncio.run(produce_chunks(env, file_messages(files, chunk_size=CHUNK)))
         wait_for_files(Path(env["FILESTREAM_OUTPUT_DIR"]) / "lab", files, workers=workers)
-        yield Cluster(workers, f"http://127.0.0.1:{port}", files)
+        yield Cluster(workers, f"http://127.0.0.1:{port}", files, env)
     finally:
         stop_together([w.process for w in workers if w.process] + [server])
 
@@ -154,3 +180,51 @@ def test_every_dashboard_and_alert_expression_names_only_metrics_the_workers_exp
         assert not unknown, f"{expression!r} names {unknown}, which no worker exports"
         # And Prometheus itself accepts it.
         cluster.query(expression)
+
+
+def test_status_shows_both_workers_from_either_and_transfers_reads_both_through_one(cluster, tmp_path):
+    a, b = cluster.workers
+    poll(lambda: cluster.value("sum(filestream_transfers{state='valid'})") == FILE_COUNT, 60, "every transfer valid")
+    shown = cluster.command("status", "--url", b.url)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0] == "filestream: 2 of 2 workers answering, 4 partitions"
+    for worker in (a, b):
+        line = next(line for line in lines if line.startswith(f"  {worker.url}  partitions "))
+        assert expand_ranges(line.split()[2]) == worker.health()["assigned_partitions"], line
+    assert f"FILES       assembling 0  completed {FILE_COUNT}  failed 0" in lines
+    assert f"valid {FILE_COUNT}" in next(line for line in lines if line.startswith("TRANSFERS"))
+
+    as_json = cluster.command("status", "--url", a.url, "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    summary = json.loads(as_json.stdout)
+    assert sorted(worker["url"] for worker in summary["workers"]) == sorted([a.url, b.url])
+    assert summary["files"]["completed"] == FILE_COUNT
+
+    csv_path = tmp_path / "transfers.csv"
+    dumped = cluster.command("transfers", "--csv", str(csv_path), "--url", a.url)
+    assert dumped.returncode == 0, dumped.stderr
+    with csv_path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(row["file_id"] for row in rows) == sorted(f"lab/{name}" for name in cluster.files)
+    assert {row["partition"] for row in rows} == {"0", "1", "2", "3"}  # both workers' partitions
+    assert f"total  {FILE_COUNT}" in dumped.stdout
+
+    nobody = cluster.command("status", "--url", f"http://127.0.0.1:{free_port()}")
+    assert nobody.returncode == 1
+    assert "NOT ANSWERING" in nobody.stdout and "is a worker running there?" in nobody.stdout
+
+
+def test_status_and_transfers_fail_while_a_worker_does_not_answer(cluster, tmp_path):
+    a, b = cluster.workers
+    b.process.popen.send_signal(signal.SIGSTOP)  # alive, in the group, silent
+    try:
+        shown = cluster.command("status", "--url", a.url)
+        dumped = cluster.command("transfers", "--csv", str(tmp_path / "t.csv"), "--url", a.url)
+    finally:
+        b.process.popen.send_signal(signal.SIGCONT)
+    assert shown.returncode == 1, shown.stdout
+    assert f"  {b.url}  NOT ANSWERING: " in shown.stdout
+    assert shown.stdout.startswith("filestream: 1 of 2 workers answering")
+    assert dumped.returncode != 0
+    assert f"{b.url} does not answer" in dumped.stderr
