@@ -19,6 +19,7 @@ import faust
 from faust.types import TopicT
 
 import transport
+from logs import logging_config
 from settings import SettingsError, load_settings
 from tables.store import STORE_URL
 
@@ -81,6 +82,7 @@ app = App(
     # and a rebalance need not wait for handlers: a handler whose partition was revoked
     # writes nothing more (tables.files.ensure_assignment_current).
     stream_wait_empty=False,
+    logging_config=logging_config(settings.log_format),
     **(_dev_broker_overrides() if settings.dev_broker else {}),
 )
 # `faust worker` overrides web_enabled with its --with-web flag (on by default): False here wins over

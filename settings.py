@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from logs import LOG_FORMATS
 from models.bounds import ChunkLimits
 from models.identity import validate_source
 
@@ -139,6 +140,13 @@ def parse_log_level(text: str) -> str:
     lowered = text.strip().lower()
     if lowered not in LOG_LEVELS:
         raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}, got {text!r}")
+    return lowered
+
+
+def parse_log_format(text: str) -> str:
+    lowered = text.strip().lower()
+    if lowered not in LOG_FORMATS:
+        raise ValueError(f"expected one of {', '.join(LOG_FORMATS)}, got {text!r}")
     return lowered
 
 
@@ -288,6 +296,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Token every view but health requires (header Authorization: Bearer TOKEN, or ?token=TOKEN); empty: none.",
     ),
     Setting("log_level", "info", parse_log_level, "Log level of filestream's own loggers."),
+    Setting(
+        "log_format",
+        "text",
+        parse_log_format,
+        "Log lines as Faust's plain text, or json: one JSON object per line (time, level, logger, message, and "
+        "file, generation, partition where the line is about a file).",
+    ),
     Setting("session_timeout", "30", parse_seconds, "Consumer group session timeout, seconds."),
     Setting("heartbeat_interval", "3", parse_seconds, "Consumer group heartbeat interval, seconds."),
     Setting(
@@ -336,6 +351,7 @@ class Settings:
     views_enabled: bool
     web_token: str
     log_level: str
+    log_format: str
     session_timeout: float
     heartbeat_interval: float
     dev_broker: bool

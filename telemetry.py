@@ -1,85 +1,224 @@
-"""What this worker has done since it started: its Prometheus counters and the last minute's throughput.
+"""What this worker has done since it started: its Prometheus metrics and the last minute's throughput.
 
 The agents call one function here per event (a chunk stored, a file completed...), so
-instrumenting them costs one line each.  Values live in this process only and start
-from zero with it; what the tables hold (files per status, transfers per state) is
-counted from the tables when asked (``web/census.py``), so it survives restarts and
-follows partitions to whichever worker owns them.
+instrumenting them costs one line each.  Counters live in this process only and start
+from zero with it.  What the tables hold (files per status, transfers per state) and the
+consumer lag are read when Prometheus scrapes, by :class:`PipelineGauges`, from a
+function the worker's ``/metrics`` view gives it (``web/metrics_view.py``): so they
+survive restarts and follow partitions to whichever worker owns them.
+
+Everything is in one ``prometheus_client`` registry: these metrics, the process and
+platform collectors (memory, CPU, open files, Python version) and Faust's own consumer
+figures (:class:`FaustSensor`).  This module imports neither the app nor the tables'
+modules, so every agent can import it.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
 
-from metrics import Counter, Gauge, Histogram, Registry
+from faust.sensors.monitor import Monitor
+from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Metric,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
+from prometheus_client.core import GaugeMetricFamily
+
 from tables.transfer_state import State, TransferState
 
-registry = Registry()
+# A `*_created` timestamp series beside every counter doubles the series count and no panel
+# or alert of ours reads it.
+disable_created_metrics()
+
+registry = CollectorRegistry()
+ProcessCollector(registry=registry)
+PlatformCollector(registry=registry)
 
 RejectionReason = Literal["malformed", "key_mismatch", "bad_hash", "stale", "corrupt"]
 REJECTION_REASONS: tuple[RejectionReason, ...] = ("malformed", "key_mismatch", "bad_hash", "stale", "corrupt")
 TRANSFER_OUTCOMES = ("valid", "failed", "invalid")
 THROUGHPUT_WINDOW_SECONDS = 60
 
-chunks_received = Counter(registry, "filestream_chunks_received_total", "Records received on the chunk topic.")
+chunks_received = Counter("filestream_chunks_received_total", "Records received on the chunk topic.", registry=registry)
 chunks_rejected = Counter(
-    registry,
     "filestream_chunks_rejected_total",
     "Chunk records rejected: malformed record, message key not the file's, payload not matching its hash, "
     "stale generation, or contradicting the generation's known content (corrupt).",
-    labels=("reason",),
+    ["reason"],
+    registry=registry,
 )
-chunks_stored = Counter(registry, "filestream_chunks_stored_total", "Chunk payloads stored (duplicates not counted).")
-chunk_bytes_stored = Counter(registry, "filestream_chunk_bytes_stored_total", "Payload bytes of the chunks stored.")
+chunks_stored = Counter(
+    "filestream_chunks_stored_total", "Chunk payloads stored (duplicates not counted).", registry=registry
+)
+chunk_bytes_stored = Counter(
+    "filestream_chunk_bytes_stored_total", "Payload bytes of the chunks stored.", registry=registry
+)
 files_started = Counter(
-    registry,
     "filestream_files_started_total",
     "File generations whose first chunk arrived (new files and new generations).",
+    registry=registry,
 )
-files_completed = Counter(registry, "filestream_files_completed_total", "Files verified, written and announced.")
-file_bytes_completed = Counter(registry, "filestream_file_bytes_completed_total", "Bytes of the files completed.")
+files_completed = Counter(
+    "filestream_files_completed_total", "Files verified, written and announced.", registry=registry
+)
+file_bytes_completed = Counter(
+    "filestream_file_bytes_completed_total", "Bytes of the files completed.", registry=registry
+)
 files_failed = Counter(
-    registry, "filestream_files_failed_total", "Files that failed: hash or size mismatch, unsafe name, expired."
+    "filestream_files_failed_total",
+    "Files that failed: hash or size mismatch, unsafe name, expired.",
+    registry=registry,
 )
 file_assembly_seconds = Histogram(
-    registry,
     "filestream_file_assembly_seconds",
     "Seconds from a file's first chunk to its completion (verified, written and announced).",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+    registry=registry,
 )
 transfer_outcomes = Counter(
-    registry,
     "filestream_transfer_outcomes_total",
     "S3 transfer attempts by outcome: valid, failed (did not reach S3), invalid (S3's checksum or size disagreed).",
-    labels=("outcome",),
+    ["outcome"],
+    registry=registry,
 )
 transfers_given_up = Counter(
-    registry, "filestream_transfers_given_up_total", "S3 transfers that failed for good: no retries left."
-)
-# Set from the tables and the consumer on every scrape (web/metrics_view.py).
-files_by_status = Gauge(
-    registry,
-    "filestream_files",
-    "Files of this worker's partitions by status: assembling, completed, failed.",
-    labels=("status",),
-)
-transfers_by_state = Gauge(
-    registry, "filestream_transfers", "S3 transfer records of this worker's partitions by state.", labels=("state",)
-)
-consumer_lag = Gauge(
-    registry,
-    "filestream_consumer_lag",
-    "Records on the partition not yet processed and committed: high watermark minus committed offset.",
-    labels=("topic", "partition"),
+    "filestream_transfers_given_up_total", "S3 transfers that failed for good: no retries left.", registry=registry
 )
 
+
+def memory_limit_bytes(
+    proc_cgroup: Path = Path("/proc/self/cgroup"), cgroup_root: Path = Path("/sys/fs/cgroup")
+) -> int:
+    """The most memory this process may have: the machine's RAM, or a lower cgroup limit on its cgroup or an
+    ancestor (systemd's MemoryMax=, a container's limit), cgroup v2 (memory.max) or v1 (memory.limit_in_bytes)."""
+    limits = [os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")]
+    try:
+        memberships = proc_cgroup.read_text().splitlines()
+    except OSError:  # not Linux: the RAM it is
+        memberships = []
+    for line in memberships:
+        hierarchy, controllers, path = line.split(":", 2)
+        if hierarchy == "0" and not controllers:
+            mount, limit_file = cgroup_root, "memory.max"
+        elif "memory" in controllers.split(","):
+            mount, limit_file = cgroup_root / "memory", "memory.limit_in_bytes"
+        else:
+            continue
+        cgroup = mount / path.lstrip("/")
+        for directory in (cgroup, *cgroup.parents):
+            if not directory.is_relative_to(mount):
+                break
+            try:
+                text = (directory / limit_file).read_text().strip()
+            except OSError:
+                continue
+            if text.isdigit():  # "max": no limit there
+                limits.append(int(text))
+    return min(limits)
+
+
+memory_limit = Gauge(
+    "filestream_memory_limit_bytes",
+    "The most memory this worker may have: the machine's RAM, or a lower cgroup limit (systemd MemoryMax=, "
+    "a container's limit).",
+    registry=registry,
+)
+memory_limit.set_function(memory_limit_bytes)
+
+# Every label value exists from the start, so a rate over a reason that never happened is 0, not absent.
 for _reason in REJECTION_REASONS:
-    chunks_rejected.inc(0, reason=_reason)
+    chunks_rejected.labels(reason=_reason)
 for _outcome in TRANSFER_OUTCOMES:
-    transfer_outcomes.inc(0, outcome=_outcome)
+    transfer_outcomes.labels(outcome=_outcome)
+
+
+@dataclass(frozen=True)
+class PipelineReadings:
+    """The worker's state when scraped: ``None`` for a table that is restoring (no value beats a wrong one)."""
+
+    files: Mapping[str, int] | None = None
+    transfers: Mapping[str, int] | None = None
+    consumer_lag: Sequence[tuple[str, int, int]] = field(default_factory=tuple)  # topic, partition, lag
+
+
+class PipelineGauges:
+    """``filestream_files``, ``filestream_transfers`` and ``filestream_consumer_lag``, read at every scrape."""
+
+    def __init__(self, read: Callable[[], PipelineReadings]) -> None:
+        self._read = read
+
+    def describe(self) -> list[Metric]:
+        return self._families(PipelineReadings())
+
+    def collect(self) -> list[Metric]:
+        return self._families(self._read())
+
+    @staticmethod
+    def _families(readings: PipelineReadings) -> list[Metric]:
+        files = GaugeMetricFamily(
+            "filestream_files",
+            "Files of this worker's partitions by status: assembling, completed, failed.",
+            labels=["status"],
+        )
+        for status, count in (readings.files or {}).items():
+            files.add_metric([status], count)
+        transfers = GaugeMetricFamily(
+            "filestream_transfers", "S3 transfer records of this worker's partitions by state.", labels=["state"]
+        )
+        for state, count in (readings.transfers or {}).items():
+            transfers.add_metric([state], count)
+        lag = GaugeMetricFamily(
+            "filestream_consumer_lag",
+            "Records on the partition not yet processed and committed: high watermark minus committed offset.",
+            labels=["topic", "partition"],
+        )
+        for topic, partition, records in sorted(readings.consumer_lag):
+            lag.add_metric([topic, str(partition)], records)
+        return [files, transfers, lag]
+
+
+class FaustSensor(PrometheusMonitor):
+    """Faust's Prometheus sensor (``faust_*``: rebalances, commit latency, messages per topic, table operations).
+
+    faust-streaming 0.15.3 observes each rebalance and web request latency as the time since
+    the moment the rebalance or request *ended* (``ms_since(state["time_end"])``), about 0 ms
+    every time; these overrides observe the latency Faust's base monitor measured from the start.
+    """
+
+    def on_rebalance_return(self, app: Any, state: dict) -> None:
+        Monitor.on_rebalance_return(self, app, state)
+        self._metrics.total_rebalances.dec()
+        self._metrics.total_rebalances_recovering.inc()
+        self._metrics.rebalance_done_consumer_latency.observe(self.secs_to_ms(state["latency_return"]))
+
+    def on_rebalance_end(self, app: Any, state: dict) -> None:
+        Monitor.on_rebalance_end(self, app, state)
+        self._clear_partition_related_metrics()
+        self._metrics.total_rebalances_recovering.dec()
+        self._metrics.rebalance_done_latency.observe(self.secs_to_ms(state["latency_end"]))
+
+    def on_web_request_end(self, app: Any, request: Any, response: Any, state: dict, *, view: Any = None) -> None:
+        Monitor.on_web_request_end(self, app, request, response, state, view=view)
+        self._metrics.http_status_codes.labels(status_code=int(state["status_code"])).inc()
+        self._metrics.http_latency.observe(self.secs_to_ms(state["latency_end"]))
+
+
+# Faust's metrics, named faust_* whatever the app id, in the same registry; the app installs
+# the sensor that updates them (web/metrics_view.py).
+faust_metrics = FaustMetrics.create(registry, "faust")
 
 
 class RateWindow:
@@ -124,7 +263,7 @@ def chunk_received() -> None:
 
 
 def chunk_rejected(reason: RejectionReason) -> None:
-    chunks_rejected.inc(reason=reason)
+    chunks_rejected.labels(reason=reason).inc()
 
 
 def chunk_stored(size: int) -> None:
@@ -152,21 +291,27 @@ def transfer_recorded(transfer: TransferState) -> None:
     """Every transfer record the S3 agent writes passes here; only outcomes count."""
     outcome = transfer.state.value
     if outcome in TRANSFER_OUTCOMES:
-        transfer_outcomes.inc(outcome=outcome)
+        transfer_outcomes.labels(outcome=outcome).inc()
     if transfer.terminal and transfer.state is not State.VALID:
         transfers_given_up.inc()
+
+
+def count(counter: Counter, **labels: str) -> int:
+    """A counter's value (of the series with these labels), as a scrape would read it."""
+    samples = (sample for family in counter.collect() for sample in family.samples)
+    return next((int(s.value) for s in samples if s.name.endswith("_total") and s.labels == labels), 0)
 
 
 def counters() -> dict[str, object]:
     """The counters as the summary view shows them: whole numbers."""
     return {
-        "chunks_received": int(chunks_received.value()),
-        "chunks_stored": int(chunks_stored.value()),
-        "bytes_stored": int(chunk_bytes_stored.value()),
-        "files_started": int(files_started.value()),
-        "files_completed": int(files_completed.value()),
-        "bytes_completed": int(file_bytes_completed.value()),
-        "files_failed": int(files_failed.value()),
-        "transfers_given_up": int(transfers_given_up.value()),
-        "chunks_rejected": {reason: int(chunks_rejected.value(reason=reason)) for reason in REJECTION_REASONS},
+        "chunks_received": count(chunks_received),
+        "chunks_stored": count(chunks_stored),
+        "bytes_stored": count(chunk_bytes_stored),
+        "files_started": count(files_started),
+        "files_completed": count(files_completed),
+        "bytes_completed": count(file_bytes_completed),
+        "files_failed": count(files_failed),
+        "transfers_given_up": count(transfers_given_up),
+        "chunks_rejected": {reason: count(chunks_rejected, reason=reason) for reason in REJECTION_REASONS},
     }

@@ -83,6 +83,7 @@ class Selection:
 class PlannedDownload:
     stored: StoredObject
     destination: Path
+    file_id: FileId
 
 
 @dataclass(frozen=True)
@@ -155,14 +156,15 @@ def plan_downloads(
         try:
             if not stored.key.startswith(folder):
                 raise InvalidIdentity(f"not below the bucket prefix {folder!r}")
-            destination = place(dest, FileId.from_key(stored.key[len(folder) :].encode("utf-8")), stored)
+            file_id = FileId.from_key(stored.key[len(folder) :].encode("utf-8"))
+            destination = place(dest, file_id, stored)
         except InvalidIdentity as exc:
             refused.append(f"{stored.key}: {exc}")
             continue
         if stored.checksum_problem is not None:
             refused.append(f"{stored.key}: cannot be verified, {stored.checksum_problem}")
             continue
-        downloads.append(PlannedDownload(stored, destination))
+        downloads.append(PlannedDownload(stored, destination, file_id))
     refuse(refused, "object(s) cannot be downloaded")
     refuse(_conflicts(downloads, dest), "destination conflict(s)")
     if not overwrite:

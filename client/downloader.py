@@ -41,6 +41,7 @@ from client.download_plan import (
     refuse,
     select_keys,
 )
+from logs import file_fields
 from settings import Settings
 from storage.local import AtomicFile, confined_destination
 from storage.objects import StoredObject, key_folder
@@ -174,7 +175,14 @@ def _download_one(
     except DownloadStopped:
         raise
     except Exception as exc:
-        log.error("not written: %s from s3://%s/%s: %s", download.destination, bucket, download.stored.key, exc)
+        log.error(
+            "not written: %s from s3://%s/%s: %s",
+            download.destination,
+            bucket,
+            download.stored.key,
+            exc,
+            extra=file_fields(download.file_id),
+        )
         progress.finished(download, written=False)
         raise
     progress.finished(download, written=True)
@@ -221,6 +229,7 @@ class LogProgress:
                 tqdm.format_sizeof(done_bytes, "B", 1000),
                 tqdm.format_sizeof(self._bytes, "B", 1000),
                 done_bytes / max(time.monotonic() - self._started, 1e-9) / 1e6,
+                extra=file_fields(download.file_id),
             )
 
 

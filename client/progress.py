@@ -14,6 +14,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from client.uploader import FileResult, Outcome, Progress, format_size
+from logs import file_fields
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +67,15 @@ class LogProgress(_Tally):
                 format_size(self.acked_bytes),
                 format_size(self.planned_bytes),
                 self.acked_bytes / elapsed / 1e6,
+                extra=file_fields(finished.file.file_id, finished.generation),
             )
         elif finished.outcome is Outcome.UNCHANGED:
-            log.info("unchanged, not sent again: %s (%s)", finished.file.file_id.path, finished.detail)
+            log.info(
+                "unchanged, not sent again: %s (%s)",
+                finished.file.file_id.path,
+                finished.detail,
+                extra=file_fields(finished.file.file_id),
+            )
 
 
 class BarProgress(_Tally):

@@ -69,5 +69,5 @@ async def watch_and_upload(settings: Settings, request: UploadRequest, *, settle
             request.path_filter,
             settle=settle,
             poll_interval=poll_interval,
-            retry_delay=request.options.backoff(request.options.retries),
+            retry_delay=request.options.backoff_ceiling(request.options.retries),
         )

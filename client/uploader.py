@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import sqlite3
 import time
 from collections import deque
@@ -34,6 +35,7 @@ from client.chunking import DEFAULT_KEEP_LIMIT, ChunkPayloads, FileChangedError,
 from client.discovery import LocalFile, Rejected
 from client.registry import Registry
 from client.topics import TopicMismatch, ensure_topics
+from logs import file_fields
 from models.chunk import MAX_HEADER_BYTES, encode_chunk
 from settings import Settings
 
@@ -55,9 +57,15 @@ class UploadOptions:
     # A file that keeps changing while it is read is given up after this many tries.
     read_attempts: int = 3
 
-    def backoff(self, attempt: int) -> float:
-        """Pause before retry ``attempt`` (1-based): doubling from ``first_backoff`` up to ``max_backoff``."""
+    def backoff_ceiling(self, attempt: int) -> float:
+        """The longest pause before retry ``attempt`` (1-based): doubling from ``first_backoff``, at most
+        ``max_backoff``."""
         return min(self.first_backoff * 2 ** (attempt - 1), self.max_backoff)
+
+    def backoff(self, attempt: int) -> float:
+        """Pause before retry ``attempt``: anywhere up to its ceiling ("full jitter"), so uploaders that saw
+        the same broker outage do not all come back at the same moment."""
+        return random.uniform(0, self.backoff_ceiling(attempt))  # noqa: S311  (spreading retries, not a secret)
 
 
 def largest_chunk_size(settings: Settings) -> int:
@@ -260,7 +268,9 @@ class Uploader:
         return _Delivery(file, scanned, payloads, generation, unacked=set(range(scanned.chunk_count)))
 
     async def _send_chunks(self, delivery: _Delivery, indexes: list[int]) -> None:
-        assert self._producer is not None
+        producer = self._producer
+        if producer is None:
+            raise RuntimeError("chunks sent before the producer started")
         for position, index in enumerate(indexes):
             payload = delivery.payloads.pop_kept(index)
             try:
@@ -273,7 +283,7 @@ class Uploader:
             value = encode_chunk(record)
             await self._budget.acquire(len(value))
             try:
-                future = await self._producer.send(self.settings.chunks_topic, value, key=delivery.file.file_id.key)
+                future = await producer.send(self.settings.chunks_topic, value, key=delivery.file.file_id.key)
             except BROKER_ERRORS as exc:
                 self._budget.release(len(value))
                 delivery.failed.update(indexes[position:])
@@ -317,13 +327,13 @@ class Uploader:
 
     def _read_again_or_fail(self, file: LocalFile, problem: str) -> None:
         if self._reads[file] < self.options.read_attempts:
-            log.warning("%s %s; reading it again", file.path, problem)
+            log.warning("%s %s; reading it again", file.path, problem, extra=file_fields(file.file_id))
             self._queue.append(file)
         else:
             self._fail(file, f"{problem} ({self._reads[file]} tries)")
 
     def _fail(self, file: LocalFile, reason: str) -> None:
-        log.error("%s: %s", file.path, reason)
+        log.error("%s: %s", file.path, reason, extra=file_fields(file.file_id))
         self._finish(FileResult(file, Outcome.FAILED, reason))
 
     def _finish(self, result: FileResult) -> None:

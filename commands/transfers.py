@@ -1,17 +1,14 @@
-"""``faust -A app transfers [--csv PATH] [--url URL...]``: the S3 transfer state as CSV, and counts per state.
+"""``faust -A app transfers [--csv PATH] [--url URL]``: the S3 transfer state as CSV, and counts per state.
 
 A command runs outside the workers and cannot safely open a running worker's RocksDB,
-so it asks the workers: it pages through each one's ``/filestream/transfers/`` view
-(web/tables.py).  Each worker answers for the partitions it owns, so with several workers
-pass every worker's ``--url``.
+so it asks the workers: each answers for the partitions it owns in its
+``/filestream/transfers/`` view (web/tables.py).  The worker at ``--url`` names them all
+in its merged summary (client/workers.py); the command pages through each one's view.
 """
 
 from __future__ import annotations
 
 import csv
-import json
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -21,9 +18,10 @@ import click
 from faust.cli import AppCommand, option
 
 from app import app, settings
+from client.workers import WorkerUnavailable, cluster_summary, get_json, worker_urls
+from commands.base import Command
 from tables.transfer_state import State
 from web.paging import MAX_LIMIT
-from web.tokens import auth_headers
 
 CSV_COLUMNS = (
     "file_id",
@@ -44,27 +42,13 @@ CSV_COLUMNS = (
 )
 
 
-class WorkerUnavailable(click.ClickException):
-    pass
-
-
 def fetch_transfers(url: str, *, timeout: float = 30.0) -> list[dict[str, Any]]:
     """Every transfer record a worker's web view lists, page by page."""
     rows: list[dict[str, Any]] = []
     offset = 0
     while True:
         page_url = f"{url.rstrip('/')}/filestream/transfers/?limit={MAX_LIMIT}&offset={offset}"
-        try:
-            request = urllib.request.Request(page_url, headers=auth_headers(settings.web_token))  # noqa: S310
-            # S310: the URL is a worker's web address given by --url or the settings, never user data.
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-                page = json.load(response)
-        except urllib.error.HTTPError as exc:
-            raise WorkerUnavailable(
-                f"{page_url}: HTTP {exc.code} {exc.read().decode(errors='replace')[:200]}"
-            ) from None
-        except (OSError, ValueError) as exc:
-            raise WorkerUnavailable(f"{page_url}: {exc}; is a worker running there?") from None
+        page = get_json(page_url, settings.web_token, timeout=timeout)
         rows.extend(page["transfers"])
         offset += len(page["transfers"])
         if not page["transfers"] or offset >= page["total"]:
@@ -106,17 +90,19 @@ def state_counts(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
     ),
     option(
         "--url",
-        "urls",
-        multiple=True,
-        metavar="URL",
-        default=(f"http://{settings.web_host}:{settings.web_port}",),
+        default=f"http://{settings.web_host}:{settings.web_port}",
         show_default=True,
-        help="Web address of a worker; repeat it for every worker of the app.",
+        help="Web address of any worker of the app: it names the others.",
     ),
+    base=Command,
 )
-async def transfers(self: AppCommand, csv_path: Path, urls: tuple[str, ...]) -> None:
+async def transfers(self: AppCommand, csv_path: Path, url: str) -> None:
     """Dump the S3 transfer state of every file to CSV and print how many files are in each state."""
-    rows = merge_by_file(fetch_transfers(url) for url in urls)
+    try:
+        urls = worker_urls(cluster_summary(url, settings.web_token))
+        rows = merge_by_file([fetch_transfers(worker) for worker in urls])
+    except WorkerUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
     write_csv(rows, csv_path)
     for state, count in state_counts(rows).items():
         self.say(f"{state:>12}  {count}")

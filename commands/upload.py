@@ -18,6 +18,7 @@ from app import app, settings
 from client.discovery import PathFilter
 from client.session import UploadRequest, default_source_name, upload_and_report, watch_and_upload
 from client.uploader import UploadOptions, largest_chunk_size
+from commands.base import Command
 from models.identity import InvalidIdentity, validate_source
 from settings import PREFIX, parse_size
 
@@ -113,7 +114,7 @@ def _positive(ctx: click.Context, param: click.Parameter, value: float) -> float
         "--retries",
         type=click.IntRange(min=0),
         default=5,
-        help="Retries, with doubling pauses from 1 s, while the broker does not acknowledge.",
+        help="Retries, after random pauses of up to 1, 2, 4... s, while the broker does not acknowledge.",
     ),
     option(
         "--timeout",
@@ -123,6 +124,7 @@ def _positive(ctx: click.Context, param: click.Parameter, value: float) -> float
         callback=_positive,
         help="Seconds to wait for the broker to acknowledge a request before it counts as failed.",
     ),
+    base=Command,
 )
 async def upload(
     self: AppCommand,

@@ -10,8 +10,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from devstack.stack import DevStack
 from devstack.worker import Worker
+
+MetricSamples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 def pipeline_env(stack: DevStack, base_dir: Path, **overrides: str) -> dict[str, str]:
@@ -115,3 +119,13 @@ def produce_paced(env: Mapping[str, str], batches: list[list[tuple[bytes, bytes]
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
+
+
+def metric_samples(exposition: str) -> MetricSamples:
+    """Every sample of a Prometheus text exposition, ``(name, frozenset of label pairs) -> value``, parsed by
+    prometheus_client's own parser (which refuses a malformed page)."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+    }

@@ -1,46 +1,65 @@
-"""``/metrics``: this worker's metrics in the Prometheus text format.
+"""``/metrics``: this worker's metrics in the Prometheus text format (``telemetry.registry``).
 
-The counters and the latency histogram are kept by the agents as things happen
-(``telemetry.py``); the gauges are read when scraped: files per status and transfers
+The counters and histograms are kept as things happen (``telemetry.py``, and Faust's
+sensor installed here); the gauges are read when scraped: files per status and transfers
 per state from this worker's tables, consumer lag from the consumer.
+
+prometheus_client renders a registry synchronously, while the tables are read on the
+event loop in slices (a pass over 100 000 entries must not hold up heartbeats): so the
+page is rendered in an executor thread, and the gauges' collector, called in that
+thread, asks the event loop for the readings and waits for them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Iterator
 
-from faust.types import TP
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 import telemetry
 from app import app
-from metrics import CONTENT_TYPE
 from web.access import guarded_page
 from web.census import assembly_census, transfer_census
+
+log = logging.getLogger(__name__)
+
+# Below Prometheus's default scrape timeout (10 s): a slow count costs the gauges, not the whole scrape.
+READINGS_TIMEOUT = 8.0
+
+app.monitor = telemetry.FaustSensor(metrics=telemetry.faust_metrics)
 
 
 @guarded_page("/metrics")
 async def metrics_view(web, request):
-    await refresh_table_gauges()
-    telemetry.consumer_lag.replace(
-        ({"topic": tp.topic, "partition": str(tp.partition)}, lag) for tp, lag in sorted(consumer_lags())
-    )
-    return web.bytes(telemetry.registry.render().encode("utf-8"), headers={"Content-Type": CONTENT_TYPE})
+    body = await asyncio.get_running_loop().run_in_executor(None, generate_latest, telemetry.registry)
+    return web.bytes(body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
 
-async def refresh_table_gauges() -> None:
+def read_in_worker() -> telemetry.PipelineReadings:
+    """Called by the registry in the rendering thread: the readings, taken on the worker's event loop."""
+    future = asyncio.run_coroutine_threadsafe(pipeline_readings(), app.loop)
+    try:
+        return future.result(READINGS_TIMEOUT)
+    except TimeoutError:
+        future.cancel()
+        log.warning("/metrics: reading the tables took over %.0f s; this scrape has no gauges", READINGS_TIMEOUT)
+        return telemetry.PipelineReadings()
+
+
+async def pipeline_readings() -> telemetry.PipelineReadings:
+    lags = tuple(consumer_lags())
     if app.in_recovery:
-        # A restoring table holds a passing state; no value is better than a wrong one.
-        telemetry.files_by_status.replace([])
-        telemetry.transfers_by_state.replace([])
-        return
+        # A restoring table holds a passing state.
+        return telemetry.PipelineReadings(consumer_lag=lags)
     files = (await assembly_census(time.time()))["files"]
     transfers = (await transfer_census())["transfers"]
-    telemetry.files_by_status.replace(({"status": status}, count) for status, count in files.items())
-    telemetry.transfers_by_state.replace(({"state": state}, count) for state, count in transfers.items())
+    return telemetry.PipelineReadings(files=files, transfers=transfers, consumer_lag=lags)
 
 
-def consumer_lags() -> Iterator[tuple[TP, int]]:
+def consumer_lags() -> Iterator[tuple[str, int, int]]:
     """Per partition this worker consumes (changelogs aside): high watermark minus committed offset.
 
     Only partitions for which both are known: the high watermark once a fetch answered
@@ -53,4 +72,7 @@ def consumer_lags() -> Iterator[tuple[TP, int]]:
             continue
         highwater = app.consumer.highwater(tp)
         if highwater is not None:
-            yield tp, max(0, highwater - committed[tp])
+            yield tp.topic, tp.partition, max(0, highwater - committed[tp])
+
+
+telemetry.registry.register(telemetry.PipelineGauges(read_in_worker))

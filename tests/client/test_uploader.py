@@ -322,3 +322,15 @@ def test_the_next_file_is_read_while_the_current_one_is_being_sent(tmp_path, tre
 
     assert [r.outcome for r in asyncio.run(go())] == [Outcome.SENT] * 4
     assert latest(broker.files()) == contents(tree)
+
+
+def test_broker_retries_pause_a_random_time_up_to_a_doubling_ceiling():
+    options = UploadOptions(chunk_size=CHUNK, first_backoff=1.0, max_backoff=30.0)
+    assert [options.backoff_ceiling(attempt) for attempt in range(1, 7)] == [1, 2, 4, 8, 16, 30]
+    for attempt in (1, 3, 6):
+        pauses = [options.backoff(attempt) for _ in range(400)]
+        ceiling = options.backoff_ceiling(attempt)
+        assert all(0 <= pause <= ceiling for pause in pauses)
+        # Spread over the whole range, not the same pause for every uploader.
+        assert min(pauses) < 0.1 * ceiling and max(pauses) > 0.9 * ceiling
+        assert len(set(pauses)) == len(pauses)

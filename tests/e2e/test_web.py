@@ -16,8 +16,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.chunks import as_messages, file_messages, make_chunks
-from tests.harness import poll, produce_chunks, produce_paced, wait_for_files
-from tests.prometheus_text import parse_samples
+from tests.harness import metric_samples, poll, produce_chunks, produce_paced, wait_for_files
 
 pytestmark = pytest.mark.e2e
 
@@ -48,7 +47,7 @@ def file_url(worker, name: str) -> str:
 def scrape(worker, headers: dict[str, str] | None = None):
     status, body = get(f"{worker.url}/metrics", headers)
     assert status == 200, body[:300]
-    return parse_samples(body.decode())
+    return metric_samples(body.decode())
 
 
 def total(samples_per_worker, name: str, **labels: str) -> float:

@@ -6,7 +6,7 @@ from settings import SettingsError, load_settings
 def test_s3_defaults():
     settings = load_settings({})
     assert (settings.s3_multipart_threshold, settings.s3_part_size) == (8 * 1024**2, 8 * 1024**2)
-    assert (settings.s3_max_retries, settings.s3_threads) == (3, 4)
+    assert (settings.s3_max_retries, settings.s3_concurrency, settings.s3_threads) == (3, 8, 8)
     assert (settings.s3_retry_backoff, settings.s3_retry_backoff_max) == (2.0, 300.0)
 
 

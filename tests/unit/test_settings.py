@@ -44,6 +44,7 @@ def test_parse_size(text, expected):
         ("FILESTREAM_WRITE_OUTPUT", "perhaps"),
         ("FILESTREAM_CHUNKS_TOPIC", "bad topic"),
         ("FILESTREAM_LOG_LEVEL", "loud"),
+        ("FILESTREAM_LOG_FORMAT", "xml"),
         ("FILESTREAM_SESSION_TIMEOUT", "0"),
     ],
 )

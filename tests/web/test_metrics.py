@@ -1,70 +1,160 @@
-import math
+import os
+import re
+import time
+from pathlib import Path
 
 import pytest
+from faust.sensors.prometheus import FaustMetrics
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
-from metrics import Counter, Gauge, Histogram, Registry, format_value
-from tests.prometheus_text import parse_samples, sample
+import telemetry
+from tests.harness import metric_samples
 
-
-def test_counters_gauges_and_histograms_render_as_prometheus_reads_them():
-    registry = Registry()
-    chunks = Counter(registry, "chunks_total", "Chunks.")
-    rejected = Counter(registry, "rejected_total", "Rejected chunks.", labels=("reason",))
-    states = Gauge(registry, "transfers", "Transfers by state.", labels=("state",))
-    latency = Histogram(registry, "latency_seconds", "Latency.", buckets=(1, 0.1, 10))
-    chunks.inc()
-    chunks.inc(2.5)
-    rejected.inc(reason="bad_hash")
-    rejected.inc(0, reason="stale")
-    states.set(3, state="valid")
-    for value in (0.05, 0.1, 0.5, 1, 20):
-        latency.observe(value)
-
-    text = registry.render()
-    samples = parse_samples(text)
-    assert "# TYPE chunks_total counter" in text and "# TYPE latency_seconds histogram" in text
-    assert sample(samples, "chunks_total") == 3.5
-    assert sample(samples, "rejected_total", reason="bad_hash") == 1
-    assert sample(samples, "rejected_total", reason="stale") == 0
-    assert sample(samples, "transfers", state="valid") == 3
-    # Cumulative buckets, a value equal to a bound counted in it, +Inf holding every observation.
-    assert [sample(samples, "latency_seconds_bucket", le=le) for le in ("0.1", "1", "10", "+Inf")] == [2, 4, 4, 5]
-    assert sample(samples, "latency_seconds_count") == 5
-    assert sample(samples, "latency_seconds_sum") == pytest.approx(21.65)
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def test_label_values_and_help_are_escaped():
-    registry = Registry()
-    gauge = Gauge(registry, "odd", "Help with a \\ and a\nnewline.", labels=("name",))
-    gauge.set(1, name='quote " backslash \\ newline \n end')
-    text = registry.render()
-    assert "# HELP odd Help with a \\\\ and a\\nnewline." in text
-    assert sample(parse_samples(text), "odd", name='quote " backslash \\ newline \n end') == 1
+def scrape(registry: CollectorRegistry = telemetry.registry) -> dict:
+    return {family.name: family for family in text_string_to_metric_families(generate_latest(registry).decode())}
 
 
-def test_gauge_replace_drops_series_not_given():
-    registry = Registry()
-    lag = Gauge(registry, "lag", "Lag.", labels=("partition",))
-    lag.replace([({"partition": "0"}, 5), ({"partition": "1"}, 0)])
-    lag.replace([({"partition": "1"}, 2)])
-    assert set(parse_samples(registry.render())) == {("lag", frozenset({("partition", "1")}))}
+def readme_metrics_table() -> dict[str, tuple[str, frozenset[str]]]:
+    """Every metric family the README's table names: its type and label names."""
+    section = README.read_text().split("| metric | type | meaning |", 1)[1].split("\n\n", 1)[0]
+    documented = {}
+    for row in section.splitlines()[1:]:
+        names, kind = row.split("|")[1:3]
+        for name, labels in re.findall(r"`([a-z_]+)(?:\{([a-z_,]*)\})?`", names):
+            kind = kind.strip()
+            # prometheus_client's parser names a counter's family without its _total suffix.
+            family = name.removesuffix("_total") if kind == "counter" else name
+            documented[family] = (kind, frozenset(filter(None, labels.split(","))))
+    return documented
 
 
-def test_misuse_is_refused():
-    registry = Registry()
-    counter = Counter(registry, "done_total", "Done.", labels=("kind",))
-    with pytest.raises(ValueError):
-        counter.inc(-1, kind="a")
-    with pytest.raises(ValueError):
-        counter.inc(kind="a", extra="b")
-    with pytest.raises(ValueError):
-        Counter(registry, "done_total", "Again.")
-    with pytest.raises(ValueError):
-        Gauge(registry, "bad-name", "Dash.")
-    with pytest.raises(ValueError):
-        Histogram(registry, "h", "Reserved label.", buckets=(1,), labels=("le",))
+def test_the_readme_table_lists_every_filestream_metric_with_its_type_and_labels():
+    telemetry.registry.register(gauges := telemetry.PipelineGauges(lambda: telemetry.PipelineReadings()))
+    try:
+        families = scrape()
+    finally:
+        telemetry.registry.unregister(gauges)
+    documented = readme_metrics_table()
+    exported = {name for name in families if name.startswith("filestream_")}
+    assert exported == {name for name in documented if name.startswith("filestream_")}
+    for name, (kind, labels) in documented.items():
+        family = families[name]
+        assert family.type == kind, name
+        label_names = {key for sample in family.samples for key in sample.labels} - {"le"}
+        assert label_names <= labels, name
 
 
-def test_values_format_like_prometheus():
-    assert [format_value(v) for v in (3.0, 0.25, math.inf, -math.inf, 1e20)] == ["3", "0.25", "+Inf", "-Inf", "1e+20"]
-    assert format_value(math.nan) == "NaN"
+def test_counters_and_the_histogram_count_what_the_agents_report():
+    before = metric_samples(generate_latest(telemetry.registry).decode())
+    telemetry.chunk_received()
+    telemetry.chunk_stored(1000)
+    telemetry.chunk_rejected("stale")
+    telemetry.file_started()
+    telemetry.file_completed(1000, seconds_since_first_chunk=0.1)
+    telemetry.file_completed(5, seconds_since_first_chunk=20)
+    after = metric_samples(generate_latest(telemetry.registry).decode())
+
+    def grew(name: str, **labels: str) -> float:
+        key = (name, frozenset(labels.items()))
+        return after[key] - before.get(key, 0.0)
+
+    assert grew("filestream_chunks_received_total") == 1
+    assert grew("filestream_chunk_bytes_stored_total") == 1000
+    assert grew("filestream_chunks_rejected_total", reason="stale") == 1
+    assert grew("filestream_chunks_rejected_total", reason="bad_hash") == 0
+    assert grew("filestream_files_completed_total") == 2
+    assert grew("filestream_file_bytes_completed_total") == 1005
+    # A value equal to a bound is counted in that bucket; 20 s lands in the 30 s bucket.
+    assert grew("filestream_file_assembly_seconds_bucket", le="0.1") == 1
+    assert grew("filestream_file_assembly_seconds_bucket", le="10.0") == 1
+    assert grew("filestream_file_assembly_seconds_bucket", le="30.0") == 2
+    assert grew("filestream_file_assembly_seconds_count") == 2
+    assert grew("filestream_file_assembly_seconds_sum") == pytest.approx(20.1)
+    assert telemetry.counters()["files_completed"] == after[("filestream_files_completed_total", frozenset())]
+    assert (
+        telemetry.counters()["chunks_rejected"]["stale"]
+        == after[("filestream_chunks_rejected_total", frozenset({("reason", "stale")}))]
+    )
+
+
+def test_process_and_platform_collectors_report_this_process():
+    families = scrape()
+    rss = families["process_resident_memory_bytes"].samples[0].value
+    assert 10 * 1024**2 < rss < 4 * 1024**3
+    assert families["process_open_fds"].samples[0].value > 0
+    assert families["python_info"].samples[0].labels["major"] == "3"
+
+
+def test_pipeline_gauges_are_read_at_every_scrape_and_absent_while_tables_restore():
+    readings = [
+        telemetry.PipelineReadings(
+            files={"assembling": 2, "completed": 7, "failed": 0},
+            transfers={"valid": 7, "failed": 1},
+            consumer_lag=[("chunks", 1, 5), ("chunks", 0, 0)],
+        ),
+        telemetry.PipelineReadings(consumer_lag=[("chunks", 0, 3)]),
+    ]
+    registry = CollectorRegistry()
+    registry.register(telemetry.PipelineGauges(lambda: readings.pop(0)))  # describe() does not read
+
+    first = metric_samples(generate_latest(registry).decode())
+    assert first[("filestream_files", frozenset({("status", "completed")}))] == 7
+    assert first[("filestream_transfers", frozenset({("state", "failed")}))] == 1
+    assert first[("filestream_consumer_lag", frozenset({("topic", "chunks"), ("partition", "1")}))] == 5
+    second = metric_samples(generate_latest(registry).decode())
+    assert second == {("filestream_consumer_lag", frozenset({("topic", "chunks"), ("partition", "0")})): 3}
+
+
+def test_faust_sensor_observes_rebalance_and_request_latencies_from_their_start():
+    registry = CollectorRegistry()
+    sensor = telemetry.FaustSensor(metrics=FaustMetrics.create(registry, "t"))
+
+    class App:
+        rebalancing_count = 1
+
+    state = sensor.on_rebalance_start(App())
+    state["time_start"] -= 2.0  # the rebalance began two seconds ago
+    sensor.on_rebalance_return(App(), state)
+    state["time_start"] -= 1.0
+    sensor.on_rebalance_end(App(), state)
+    request_state = {"time_start": time.monotonic() - 0.5}
+
+    class Response:
+        status = 200
+
+    sensor.on_web_request_end(App(), None, Response(), request_state)
+
+    samples = metric_samples(generate_latest(registry).decode())
+    assert samples[("t_rebalance_done_consumer_latency_count", frozenset())] == 1
+    assert samples[("t_rebalance_done_consumer_latency_sum", frozenset())] == pytest.approx(2000, abs=100)
+    assert samples[("t_rebalance_done_latency_sum", frozenset())] == pytest.approx(3000, abs=100)
+    assert samples[("t_total_rebalances", frozenset())] == 0  # 1 only while a rebalance is under way
+    assert samples[("t_http_latency_sum", frozenset())] == pytest.approx(500, abs=100)
+    assert samples[("t_http_status_codes_total", frozenset({("status_code", "200")}))] == 1
+
+
+def test_memory_limit_is_the_lowest_cgroup_limit_on_the_way_up_or_the_machines_memory(tmp_path):
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    root = tmp_path / "cgroup"
+    service = root / "system.slice" / "filestream-worker@a.service"
+    service.mkdir(parents=True)
+    (service / "memory.max").write_text("max\n")
+    (root / "system.slice" / "memory.max").write_text(f"{2 * 1024**3}\n")
+    membership = tmp_path / "cgroup-v2"
+    membership.write_text("0::/system.slice/filestream-worker@a.service\n")
+    assert telemetry.memory_limit_bytes(membership, root) == min(ram, 2 * 1024**3)
+
+    v1 = root / "memory" / "docker" / "abc"
+    v1.mkdir(parents=True)
+    (v1 / "memory.limit_in_bytes").write_text(f"{512 * 1024**2}\n")
+    (root / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    membership.write_text("5:cpu,cpuacct:/docker/abc\n4:memory:/docker/abc\n0::/\n")
+    assert telemetry.memory_limit_bytes(membership, root) == 512 * 1024**2
+
+    membership.write_text("0::/elsewhere\n")
+    assert telemetry.memory_limit_bytes(membership, root) == ram
+    assert telemetry.memory_limit_bytes(tmp_path / "no-such-file", root) == ram

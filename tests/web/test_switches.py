@@ -14,6 +14,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROBE = """
 import json
 from app import app
+app.discover()  # as `faust -A app` does: the views register themselves when found
 app.conf.web_enabled = True
 print(json.dumps({
     "web_server": bool(list(app.boot_strategy.web_server())),

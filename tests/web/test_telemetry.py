@@ -35,8 +35,8 @@ def test_a_fresh_window_rates_over_the_time_it_has_been_open():
 
 def test_transfer_outcomes_count_attempts_and_given_up_transfers():
     def counts():
-        outcomes = {o: telemetry.transfer_outcomes.value(outcome=o) for o in telemetry.TRANSFER_OUTCOMES}
-        return outcomes, telemetry.transfers_given_up.value()
+        outcomes = {o: telemetry.count(telemetry.transfer_outcomes, outcome=o) for o in telemetry.TRANSFER_OUTCOMES}
+        return outcomes, telemetry.count(telemetry.transfers_given_up)
 
     before_outcomes, before_given_up = counts()
     transfer = TransferState.new("lab/f", generation=1, file_hash="a" * 64, size=1, max_retries=1, now=0.0)
