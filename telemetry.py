@@ -47,8 +47,8 @@ registry = CollectorRegistry()
 ProcessCollector(registry=registry)
 PlatformCollector(registry=registry)
 
-RejectionReason = Literal["malformed", "key_mismatch", "bad_hash", "stale", "corrupt"]
-REJECTION_REASONS: tuple[RejectionReason, ...] = ("malformed", "key_mismatch", "bad_hash", "stale", "corrupt")
+RejectionReason = Literal["malformed", "key_mismatch", "bad_hash", "stale", "corrupt", "error"]
+REJECTION_REASONS: tuple[RejectionReason, ...] = ("malformed", "key_mismatch", "bad_hash", "stale", "corrupt", "error")
 TRANSFER_OUTCOMES = ("valid", "failed", "invalid")
 THROUGHPUT_WINDOW_SECONDS = 60
 
@@ -56,7 +56,7 @@ chunks_received = Counter("filestream_chunks_received_total", "Records received 
 chunks_rejected = Counter(
     "filestream_chunks_rejected_total",
     "Chunk records rejected: malformed record, message key not the file's, payload not matching its hash, "
-    "stale generation, or contradicting the generation's known content (corrupt).",
+    "stale generation, contradicting the generation's known content (corrupt), or an error while handling it.",
     ["reason"],
     registry=registry,
 )
@@ -92,6 +92,12 @@ transfer_outcomes = Counter(
     "filestream_transfer_outcomes_total",
     "S3 transfer attempts by outcome: valid, failed (did not reach S3), invalid (S3's checksum or size disagreed).",
     ["outcome"],
+    registry=registry,
+)
+dead_letters = Counter(
+    "filestream_dead_letters_total",
+    "Rejected chunk records sent to the dead-letter topic (FILESTREAM_DEAD_LETTER_TOPIC), by rejection reason.",
+    ["reason"],
     registry=registry,
 )
 transfers_given_up = Counter(
@@ -141,6 +147,7 @@ memory_limit.set_function(memory_limit_bytes)
 # Every label value exists from the start, so a rate over a reason that never happened is 0, not absent.
 for _reason in REJECTION_REASONS:
     chunks_rejected.labels(reason=_reason)
+    dead_letters.labels(reason=_reason)
 for _outcome in TRANSFER_OUTCOMES:
     transfer_outcomes.labels(outcome=_outcome)
 
@@ -266,6 +273,12 @@ def chunk_rejected(reason: RejectionReason) -> None:
     chunks_rejected.labels(reason=reason).inc()
 
 
+def dead_lettered(reason: str) -> None:
+    """``reason`` as the dead-letter header has it: ``"<rejection reason>: <detail>"``."""
+    category = reason.split(":", 1)[0]
+    dead_letters.labels(reason=category if category in REJECTION_REASONS else "error").inc()
+
+
 def chunk_stored(size: int) -> None:
     chunks_stored.inc()
     chunk_bytes_stored.inc(size)
@@ -314,4 +327,5 @@ def counters() -> dict[str, object]:
         "files_failed": count(files_failed),
         "transfers_given_up": count(transfers_given_up),
         "chunks_rejected": {reason: count(chunks_rejected, reason=reason) for reason in REJECTION_REASONS},
+        "dead_letters": sum(count(dead_letters, reason=reason) for reason in REJECTION_REASONS),
     }

@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 
 from faust.types import TP
 
+import telemetry
+
 from app import app, chunks_topic, completed_topic, dead_letter_topic, settings, transfer_requests_topic
 from models.events import FileEvent
 from models.identity import FileId, InvalidIdentity
@@ -103,6 +105,7 @@ async def handle_record(event: Any) -> None:
         return  # never acknowledged: handled again after the rebalance
     except Exception as exc:  # a record must never stop the agent
         log.exception("error handling the record at offset %d of partition %d", message.offset, message.partition)
+        telemetry.chunk_rejected("error")
         verdict = await fail_file_of(event, f"{type(exc).__name__}: {exc}")
     try:
         if verdict.rejected:
@@ -156,6 +159,7 @@ async def send_to_dead_letters(event: Any, reason: str) -> None:
         ("filestream.error.offset", str(message.offset).encode()),
     ]
     await (await dead_letter_topic.send(key=event.key, value=event.value, headers=headers))
+    telemetry.dead_lettered(reason)
 
 
 async def request_transfer(file_key: bytes, partition: int) -> None:
