@@ -71,7 +71,6 @@ app = App(
     web_enabled=settings.web_enabled,
     web_port=settings.web_port,
     web_host=settings.web_host,
-    web_tables_enabled=False,  # Faust's /table/ views serve raw table values; ours are web/
     broker_session_timeout=settings.session_timeout,
     broker_heartbeat_interval=settings.heartbeat_interval,
     producer_max_request_size=settings.max_message_bytes,
@@ -88,6 +87,20 @@ app = App(
 # `faust worker` overrides web_enabled with its --with-web flag (on by default): False here wins over
 # it, None leaves the flag (and --without-web) in charge when the setting is true.
 app.boot_strategy.enable_web = None if settings.web_enabled else False
+# Faust's own pages answer without FILESTREAM_WEB_TOKEN: /table/ serves raw table values, /router/ and the
+# statistics (/, /assignment/) name every worker and its partitions, /graph/ draws the service tree.  Off
+# rather than guarded: web/ shows what users need of them behind the token, and the routing between workers
+# uses the router's Python API (app.router.key_store, web/routing.py), not its pages.  Set here, not as App
+# arguments, which Faust's APP_WEB_*_ENABLED environment variables override.  `/` then answers {"status": "OK"}.
+FAUST_PAGE_SWITCHES = (
+    "web_tables_enabled",
+    "web_router_enabled",
+    "web_stats_enabled",
+    "web_graph_enabled",
+    "web_metrics_enabled",
+)
+for _switch in FAUST_PAGE_SWITCHES:
+    setattr(app.conf, _switch, False)
 
 
 def file_keyed_topic(name: str) -> TopicT:

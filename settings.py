@@ -12,6 +12,7 @@ variables itself.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -77,26 +78,76 @@ def parse_seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise ValueError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise ValueError(f"expected a positive number of seconds, got {text!r}")
+    # "inf" parses, and would end a worker at start in an OverflowError (Faust's int(seconds * 1000)).
+    if not 0 < value < math.inf:
+        raise ValueError(f"expected a positive, finite number of seconds, got {text!r}")
     return value
 
 
-def parse_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise ValueError(f"expected a whole number of at least 1, got {text!r}")
-    return value
+def whole_numbers(minimum: int, maximum: int, what: str = "a whole number") -> Callable[[str], int]:
+    """A parser of whole numbers from ``minimum`` to ``maximum``; its error names the range."""
+
+    def parse_whole_number(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not minimum <= value <= maximum:
+            raise ValueError(f"expected {what} from {minimum} to {maximum}, got {text!r}")
+        return value
+
+    return parse_whole_number
 
 
-def parse_port(text: str) -> int:
-    value = parse_count(text)
-    if value > 65535:
-        raise ValueError(f"expected a TCP port (1-65535), got {text!r}")
-    return value
+def byte_sizes(minimum: int, maximum: int) -> Callable[[str], int]:
+    """A parser of :func:`parse_size` sizes from ``minimum`` to ``maximum`` bytes; its error names the range."""
+
+    def parse_byte_size(text: str) -> int:
+        expected = f"a byte size from {size_text(minimum)} to {size_text(maximum)} (such as 1048576, 512KiB or 4MiB)"
+        try:
+            value = parse_size(text)
+        except ValueError:
+            raise ValueError(f"expected {expected}, got {text!r}") from None
+        if not minimum <= value <= maximum:
+            raise ValueError(f"expected {expected}, got {text!r} ({value} bytes)")
+        return value
+
+    return parse_byte_size
+
+
+def size_text(size: int) -> str:
+    """``5MiB`` for a whole number of binary units, else ``1073709055 bytes``."""
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        factor = _SIZE_UNITS[unit.lower()]
+        if size >= factor and size % factor == 0:
+            return f"{size // factor}{unit}"
+    return "1 byte" if size == 1 else f"{size} bytes"
+
+
+# The bounds of ports, sizes and counts: a value outside them is a typo or cannot work, and would
+# otherwise be found out later, by a client library or a broker, in a message naming no variable.
+MAX_PORT = 65535
+# Kafka's message and request size settings are 32-bit signed integers; a chunk record needs
+# Settings.max_message_bytes, twice the chunk plus 64 KiB, so this is the largest chunk Kafka can carry.
+KAFKA_MAX_MESSAGE_BYTES = 2**31 - 1
+MAX_CHUNK_SIZE = (KAFKA_MAX_MESSAGE_BYTES - 64 * 1024) // 2
+MAX_PARTITIONS = 10_000  # per topic; each is also a partition of every table's changelog
+MAX_REPLICATION_FACTOR = 2**15 - 1  # a 16-bit field of Kafka's CreateTopics request
+S3_MAX_PART_SIZE = 5 * 1024**3  # also S3's largest single-request upload
+S3_MAX_OBJECT_SIZE = 5 * 1024**4
+MAX_S3_RETRIES = 1000  # days of backoff at the default cap of 300 s
+# Files transferred at once, threads sending parts: far more than one worker's network can keep busy.
+MAX_S3_PARALLELISM = 256
+
+parse_port = whole_numbers(1, MAX_PORT, "a TCP port")
+parse_partitions = whole_numbers(1, MAX_PARTITIONS)
+parse_replicas = whole_numbers(1, MAX_REPLICATION_FACTOR)
+parse_s3_retries = whole_numbers(0, MAX_S3_RETRIES)
+parse_s3_parallelism = whole_numbers(1, MAX_S3_PARALLELISM)
+parse_chunk_size = byte_sizes(1, MAX_CHUNK_SIZE)
+parse_file_size = byte_sizes(1, S3_MAX_OBJECT_SIZE)
+parse_multipart_threshold = byte_sizes(0, S3_MAX_PART_SIZE)  # 0: every file but an empty one in parts
+parse_part_size = byte_sizes(S3_MIN_PART_SIZE, S3_MAX_PART_SIZE)
 
 
 def parse_broker_urls(text: str) -> tuple[str, ...]:
@@ -225,13 +276,13 @@ SETTINGS: tuple[Setting, ...] = (
         parse_module_names,
         "Modules of user processors and reproducers, comma-separated (e.g. examples.csv_stats), imported by the app.",
     ),
-    Setting("partitions", "8", parse_count, "Partitions of every filestream topic (the unit of scale-out)."),
-    Setting("replication_factor", "1", parse_count, "Replication factor of the topics filestream creates."),
-    Setting("chunk_size", "1MiB", parse_size, "Payload bytes per chunk record."),
+    Setting("partitions", "8", parse_partitions, "Partitions of every filestream topic (the unit of scale-out)."),
+    Setting("replication_factor", "1", parse_replicas, "Replication factor of the topics filestream creates."),
+    Setting("chunk_size", "1MiB", parse_chunk_size, "Payload bytes per chunk record."),
     Setting(
         "max_file_size",
         "1TiB",
-        parse_size,
+        parse_file_size,
         "Largest file a worker accepts; chunk records claiming a bigger one are rejected before any state exists.",
     ),
     Setting("partial_file_timeout", "3600", parse_seconds, "Seconds without a chunk before a partial file expires."),
@@ -243,26 +294,26 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "s3_multipart_threshold",
         "8MiB",
-        parse_size,
+        parse_multipart_threshold,
         "Files of at least this size go to S3 in parts, smaller ones in one request. At most the part size.",
     ),
     Setting(
         "s3_part_size",
         "8MiB",
-        parse_size,
+        parse_part_size,
         "Multipart part size: the most bytes of a file an upload holds in memory. S3's minimum is 5MiB.",
     ),
-    Setting("s3_max_retries", "3", parse_count, "Retries of a failed S3 transfer before it fails for good."),
+    Setting("s3_max_retries", "3", parse_s3_retries, "Retries of a failed S3 transfer before it fails for good."),
     Setting(
         "s3_concurrency",
         "8",
-        parse_count,
+        parse_s3_parallelism,
         "Files each worker transfers to S3 at once.",
     ),
     Setting(
         "s3_threads",
         "8",
-        parse_count,
+        parse_s3_parallelism,
         "Threads sending the parts of multipart uploads (and downloads' files) at once; with S3_CONCURRENCY, "
         "the S3 connection pool size.",
     ),
@@ -401,8 +452,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         )
     if settings.openmsistream_topic:
         _check_openmsistream_intake(settings)
-    if settings.s3_part_size < S3_MIN_PART_SIZE:
-        raise SettingsError(f"{PREFIX}S3_PART_SIZE ({settings.s3_part_size}) is below S3's minimum part size of 5MiB")
     if settings.s3_multipart_threshold > settings.s3_part_size:
         # A file below the threshold is buffered whole for its single request.
         raise SettingsError(

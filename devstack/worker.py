@@ -53,7 +53,8 @@ class Worker:
             return None
 
     def wait_ready(self, timeout: float = 90.0) -> dict:
-        assert self.process is not None
+        if self.process is None:
+            raise RuntimeError(f"{self.name} was never started")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.process.alive():

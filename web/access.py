@@ -14,11 +14,12 @@ from typing import Any
 from faust.web import View
 
 from app import app, settings
+from web.paging import QueryError
 from web.tokens import authorized
 
 
 class GuardedView(View):
-    """A view that answers 401 unless the request carries the configured token."""
+    """A view that answers 401 unless the request carries the configured token, and 400 for a query it cannot use."""
 
     async def dispatch(self, request: Any) -> Any:
         if not authorized(settings.web_token, request.headers, request.query):
@@ -27,7 +28,10 @@ class GuardedView(View):
                 status=401,
                 headers={"WWW-Authenticate": 'Bearer realm="filestream"'},
             )
-        return await super().dispatch(request)
+        try:
+            return await super().dispatch(request)
+        except QueryError as exc:
+            return self.json(exc.body(), status=400)
 
 
 def guarded_page(path: str) -> Callable[[Callable[..., Any]], Any]:

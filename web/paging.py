@@ -1,10 +1,12 @@
-"""Limits and offsets of the list views, so no table size ever makes a response unbounded."""
+"""Limits, offsets and filters of the list views: no table size makes a response unbounded, and
+a query parameter a view cannot use is refused with a reason instead of crashing it."""
 
 from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+import re
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -12,9 +14,52 @@ T = TypeVar("T")
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
+# Offsets travel back in every answer, and the JSON encoder (orjson) refuses integers beyond 64 bits.
+MAX_OFFSET = 2**63 - 1
+_DIGITS = re.compile(r"[0-9]+")
+QUOTED_CHARS = 40  # of a refused value, in the error: a query string can be kilobytes long
 # Rows examined between two yields to the event loop: a scan of 100 000 table entries must
 # not hold up heartbeats, agents and other requests for its whole duration.
 ROWS_PER_YIELD = 500
+
+
+class QueryError(ValueError):
+    """A query parameter a view cannot use: the view answers 400 with :meth:`body`."""
+
+    def __init__(self, parameter: str, expected: str, text: str) -> None:
+        shown = text if len(text) <= QUOTED_CHARS else text[:QUOTED_CHARS] + "…"
+        super().__init__(f"{parameter}: expected {expected}, got {shown!r}")
+        self.parameter = parameter
+
+    def body(self) -> dict[str, str]:
+        return {"error": str(self), "parameter": self.parameter}
+
+
+def whole_number(query: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    """``?name=`` as a whole number from ``minimum`` to :data:`MAX_OFFSET`; absent or empty: ``default``.
+
+    ASCII digits only: ``int()`` would also take signs, spaces, underscores and other scripts' digits.
+    """
+    text = query.get(name) or ""
+    if not text:
+        return default
+    digits = text.lstrip("0") or "0"
+    # Length first: int() refuses strings of more than 4300 digits with an error of its own.
+    if _DIGITS.fullmatch(text) and len(digits) <= len(str(MAX_OFFSET)):
+        value = int(digits)
+        if minimum <= value <= MAX_OFFSET:
+            return value
+    raise QueryError(name, f"a whole number from {minimum} to {MAX_OFFSET}", text)
+
+
+def choice(query: Mapping[str, str], name: str, allowed: Collection[str]) -> str | None:
+    """``?name=`` if it is one of ``allowed``; absent or empty: None (no filter)."""
+    text = query.get(name) or ""
+    if not text:
+        return None
+    if text not in allowed:
+        raise QueryError(name, f"one of {', '.join(allowed)}", text)
+    return text
 
 
 @dataclass(frozen=True)
@@ -24,10 +69,14 @@ class Page:
 
     @classmethod
     def from_query(cls, query: Mapping[str, str]) -> Page:
-        """``?limit=&offset=``, clamped to 1..MAX_LIMIT and 0..; a value that is not a number gets the default."""
+        """``?limit=&offset=``; a limit above :data:`MAX_LIMIT` is served as MAX_LIMIT.
+
+        Raises :class:`QueryError` for a limit or offset that is not a whole number in range
+        (limit at least 1, offset at least 0, both at most :data:`MAX_OFFSET`).
+        """
         return cls(
-            limit=min(MAX_LIMIT, max(1, _int_or(query.get("limit"), DEFAULT_LIMIT))),
-            offset=max(0, _int_or(query.get("offset"), 0)),
+            limit=min(MAX_LIMIT, whole_number(query, "limit", DEFAULT_LIMIT, minimum=1)),
+            offset=whole_number(query, "offset", 0, minimum=0),
         )
 
     async def collect(self, rows: Iterable[T]) -> tuple[list[T], int]:
@@ -90,10 +139,3 @@ async def cooperative(rows: Iterable[T]) -> AsyncIterator[T]:
         yield row
         if count % ROWS_PER_YIELD == 0:
             await asyncio.sleep(0)
-
-
-def _int_or(text: str | None, default: int) -> int:
-    try:
-        return int(text) if text is not None else default
-    except ValueError:
-        return default

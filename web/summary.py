@@ -22,6 +22,7 @@ from tables.assembly import Status
 from tables.transfer_state import State
 from web.access import guarded_page
 from web.census import assembly_census, transfer_census
+from web.paging import choice
 from web.routing import same_node
 from web.summary_merge import LISTS, merge_summaries
 from web.tokens import auth_headers
@@ -32,8 +33,9 @@ PEER_TIMEOUT = aiohttp.ClientTimeout(total=3)
 @guarded_page("/filestream/summary/")
 async def summary_view(web, request):
     """``?scope=cluster`` (default): every worker's summary merged; ``?scope=worker``: this worker's only."""
+    scope = choice(request.query, "scope", ["cluster", "worker"]) or "cluster"
     summary = await worker_summary()
-    if request.query.get("scope", "cluster") == "cluster":
+    if scope == "cluster":
         summary = merge_summaries([summary, *await asyncio.gather(*map(peer_summary, peer_urls()))])
     return web.json(summary)
 

@@ -15,13 +15,14 @@ from typing import Any
 from agents.reassembly import spool
 from app import app
 from processors.api import registry
+from processors.results import ResultStatus
 from tables.assembly import AssemblyState, Status
 from tables.files import assemblies, assemblies_table
 from tables.processor_results import iter_results, processor_results
 from tables.transfer_state import State
 from tables.transfers import transfers, transfers_table
 from web.access import guarded_page
-from web.paging import Page, cooperative
+from web.paging import Page, choice, cooperative
 
 RECOVERING = {"error": "tables are being restored; ask again shortly"}
 
@@ -64,12 +65,13 @@ async def files_view(web, request):
     the most recently finished (or, while assembling, most recently active) first.
     """
     page = Page.from_query(request.query)
-    wanted_status = request.query.get("status")
+    wanted_status = choice(request.query, "status", [status.value for status in Status])
+    order = choice(request.query, "order", ["key", "recent"])
     now = time.time()
     matching = (
         (key, state) for key, state in iter_assemblies() if not wanted_status or state.status.value == wanted_status
     )
-    if request.query.get("order") == "recent":
+    if order == "recent":
         rows, total = await page.collect_newest(matching, key=lambda entry: last_activity(entry[1]))
     else:
         rows, total = await page.collect(matching)
@@ -110,10 +112,10 @@ async def transfers_view(web, request):
     ``states`` counts every record of these partitions per state, whatever the filter.
     The ``transfers`` command pages through this view: a command cannot open a running worker's RocksDB.
     """
+    page = Page.from_query(request.query)
+    wanted_state = choice(request.query, "state", [state.value for state in State])
     if app.in_recovery:
         return web.json(RECOVERING, status=503)
-    page = Page.from_query(request.query)
-    wanted_state = request.query.get("state")
     states: Counter[str] = Counter({state.value: 0 for state in State})
 
     def matching():
@@ -134,11 +136,12 @@ async def processors_view(web, request):
     ``?processor=NAME&status=failed&limit=100&offset=0``; ``registered`` lists the processors
     and reproducers this worker runs.
     """
+    page = Page.from_query(request.query)
+    # Any name: results of a processor no longer registered stay in the table.
+    wanted_processor = request.query.get("processor")
+    wanted_status = choice(request.query, "status", [status.value for status in ResultStatus])
     if app.in_recovery:
         return web.json(RECOVERING, status=503)
-    page = Page.from_query(request.query)
-    wanted_processor = request.query.get("processor")
-    wanted_status = request.query.get("status")
     matching = (
         result
         for result in iter_results()

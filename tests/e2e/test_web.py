@@ -288,3 +288,43 @@ def test_token_guards_the_views_and_the_dashboard_shows_the_pipeline_in_chromium
     assert float(dom.text["throughput-files"]) > 0
     assert dom.states["failed"] == 0 and sum(dom.states.values()) == len(completed)
     assert worker.url in dom.text["workers"]
+
+
+BAD_PAGING = [
+    ("offset=99999999999999999999", "offset"),  # a 500 before: beyond what the JSON answer can carry
+    ("offset=-5", "offset"),
+    ("offset=1e3", "offset"),
+    ("limit=abc", "limit"),
+    ("limit=0", "limit"),
+    ("limit=99999999999999999999", "limit"),
+]
+BAD_FILTERS = [
+    ("/filestream/files/", "status=bogus", "status"),
+    ("/filestream/files/", "order=newest", "order"),
+    ("/filestream/transfers/", "state=nope", "state"),
+    ("/filestream/processors/", "processor=metadata&status=done", "status"),
+    ("/filestream/summary/", "scope=everyone", "scope"),
+]
+
+
+def test_bad_query_parameters_answer_400_and_faust_pages_are_off(start_worker, pipeline):
+    # Faust's own switches, as an operator might set them: Faust lets them override App arguments.
+    faust_pages_on = {f"APP_WEB_{page}_ENABLED": "true" for page in ("TABLES", "ROUTER", "STATS", "GRAPH", "METRICS")}
+    worker = start_worker(env={**pipeline, **faust_pages_on})
+    worker.wait_ready()
+    lists = ("/filestream/files/", "/filestream/transfers/", "/filestream/processors/")
+    refused = [(path, query, parameter) for path in lists for query, parameter in BAD_PAGING] + BAD_FILTERS
+    for path, query, parameter in refused:
+        status, answer = get_json(f"{worker.url}{path}?{query}")
+        assert (status, answer["parameter"]) == (400, parameter), (path, query, answer)
+        assert answer["error"].startswith(f"{parameter}: expected "), answer
+    for path in lists:
+        status, answer = get_json(f"{worker.url}{path}?offset=9223372036854775807&limit=5000")
+        assert status == 200, (path, answer)
+        assert (answer["offset"], answer["limit"], answer["total"]) == (9223372036854775807, 1000, 0)
+    assert get_json(f"{worker.url}/filestream/summary/?scope=worker")[0] == 200
+
+    # Faust's pages: raw table values, the router's map of workers and partitions, statistics, the service graph.
+    for path in ("/table/", "/router/", "/router/topics", "/assignment/", "/graph/", "/performance/"):
+        assert get(worker.url + path)[0] == 404, path
+    assert get_json(worker.url + "/") == (200, {"status": "OK"})

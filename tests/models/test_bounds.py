@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 
 import pytest
 from hypothesis import given, settings
@@ -102,7 +103,7 @@ def test_header_bombs_and_contradictions_are_refused_saying_why(claim: dict[str,
         check_layout(limits=LIMITS, **claim)  # type: ignore[arg-type]
 
 
-def _record(header: dict[str, object], payload: bytes) -> bytes:
+def _record(header: Mapping[str, object], payload: bytes) -> bytes:
     raw = json.dumps(header).encode()  # the standard library writes integers of any size, as an attacker can
     return MAGIC + len(raw).to_bytes(4, "big") + raw + payload
 

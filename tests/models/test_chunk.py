@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+from typing import Any
 
 import orjson
 import pytest
@@ -11,8 +12,8 @@ from models.chunk import MAGIC, ChunkDecodeError, FileChunk, decode_chunk, diges
 MiB = 1024**2
 
 
-def make_chunk(payload: bytes = b"hello", **overrides) -> FileChunk:
-    fields = dict(
+def make_chunk(payload: bytes = b"hello", **overrides: Any) -> FileChunk:
+    fields: dict[str, Any] = dict(
         source="host-1",
         path="dir/file.bin",
         generation=1_700_000_000_000_000,

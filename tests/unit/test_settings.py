@@ -3,7 +3,16 @@ from pathlib import Path
 
 import pytest
 
-from settings import SETTINGS, Settings, SettingsError, load_settings, parse_size, settings_table_markdown
+from settings import (
+    KAFKA_MAX_MESSAGE_BYTES,
+    MAX_CHUNK_SIZE,
+    SETTINGS,
+    Settings,
+    SettingsError,
+    load_settings,
+    parse_size,
+    settings_table_markdown,
+)
 
 
 def test_defaults_load_and_point_at_the_embedded_stack():
@@ -101,3 +110,93 @@ def test_openmsistream_settings_are_checked(overrides, message):
 def test_openmsistream_intake_with_auto_detection():
     settings = load_settings({"FILESTREAM_OPENMSISTREAM_TOPIC": "omsi", "FILESTREAM_CHUNK_CODEC": "Auto"})
     assert (settings.openmsistream_topic, settings.chunk_codec) == ("omsi", "auto")
+
+
+@pytest.mark.parametrize(
+    "variable, value, allowed",
+    [
+        ("FILESTREAM_WEB_PORT", "99999", "a TCP port from 1 to 65535"),
+        ("FILESTREAM_WEB_PORT", "0", "a TCP port from 1 to 65535"),
+        ("FILESTREAM_WEB_PORT", "http", "a TCP port from 1 to 65535"),
+        ("FILESTREAM_PARTITIONS", "0", "from 1 to 10000"),
+        ("FILESTREAM_PARTITIONS", "10001", "from 1 to 10000"),
+        ("FILESTREAM_REPLICATION_FACTOR", "0", "from 1 to 32767"),
+        ("FILESTREAM_REPLICATION_FACTOR", "32768", "from 1 to 32767"),
+        ("FILESTREAM_CHUNK_SIZE", "0", f"from 1 byte to {MAX_CHUNK_SIZE} bytes"),
+        ("FILESTREAM_CHUNK_SIZE", "1GiB", f"from 1 byte to {MAX_CHUNK_SIZE} bytes"),
+        ("FILESTREAM_CHUNK_SIZE", "lots", f"from 1 byte to {MAX_CHUNK_SIZE} bytes"),
+        ("FILESTREAM_MAX_FILE_SIZE", "0", "from 1 byte to 5TiB"),
+        ("FILESTREAM_MAX_FILE_SIZE", "6TiB", "from 1 byte to 5TiB"),
+        ("FILESTREAM_S3_PART_SIZE", "4MiB", "from 5MiB to 5GiB"),
+        ("FILESTREAM_S3_PART_SIZE", "6GiB", "from 5MiB to 5GiB"),
+        ("FILESTREAM_S3_MULTIPART_THRESHOLD", "6GiB", "from 0 bytes to 5GiB"),
+        ("FILESTREAM_S3_MAX_RETRIES", "-1", "from 0 to 1000"),
+        ("FILESTREAM_S3_MAX_RETRIES", "1001", "from 0 to 1000"),
+        ("FILESTREAM_S3_CONCURRENCY", "0", "from 1 to 256"),
+        ("FILESTREAM_S3_THREADS", "257", "from 1 to 256"),
+    ],
+)
+def test_ports_sizes_and_counts_out_of_range_name_the_variable_and_the_range(variable, value, allowed):
+    with pytest.raises(SettingsError) as raised:
+        load_settings({variable: value})
+    message = str(raised.value)
+    assert message.startswith(f"{variable}: expected ")
+    assert allowed in message
+    assert repr(value) in message
+
+
+def test_the_message_of_the_issue():
+    with pytest.raises(SettingsError) as raised:
+        load_settings({"FILESTREAM_WEB_PORT": "99999"})
+    assert str(raised.value) == "FILESTREAM_WEB_PORT: expected a TCP port from 1 to 65535, got '99999'"
+
+
+@pytest.mark.parametrize(
+    "variable, value, field, expected",
+    [
+        ("FILESTREAM_WEB_PORT", "1", "web_port", 1),
+        ("FILESTREAM_WEB_PORT", "65535", "web_port", 65535),
+        ("FILESTREAM_PARTITIONS", "10000", "partitions", 10_000),
+        ("FILESTREAM_CHUNK_SIZE", "1", "chunk_size", 1),
+        ("FILESTREAM_CHUNK_SIZE", str(MAX_CHUNK_SIZE), "chunk_size", MAX_CHUNK_SIZE),
+        ("FILESTREAM_MAX_FILE_SIZE", "5TiB", "max_file_size", 5 * 1024**4),
+        ("FILESTREAM_S3_MAX_RETRIES", "0", "s3_max_retries", 0),
+        ("FILESTREAM_S3_MULTIPART_THRESHOLD", "0", "s3_multipart_threshold", 0),
+        ("FILESTREAM_S3_PART_SIZE", "5GiB", "s3_part_size", 5 * 1024**3),
+    ],
+)
+def test_the_bounds_themselves_are_allowed(variable, value, field, expected):
+    assert getattr(load_settings({variable: value}), field) == expected
+
+
+def test_the_smallest_part_size_is_allowed():
+    smallest = {"FILESTREAM_S3_PART_SIZE": "5MiB", "FILESTREAM_S3_MULTIPART_THRESHOLD": "5MiB"}
+    assert load_settings(smallest).s3_part_size == 5 * 1024**2
+
+
+def test_the_largest_chunk_still_fits_a_kafka_record():
+    largest = load_settings({"FILESTREAM_CHUNK_SIZE": str(MAX_CHUNK_SIZE)})
+    assert largest.max_message_bytes <= KAFKA_MAX_MESSAGE_BYTES
+    assert dataclasses.replace(largest, chunk_size=MAX_CHUNK_SIZE + 1).max_message_bytes > KAFKA_MAX_MESSAGE_BYTES
+
+
+def whole_number_settings() -> list[str]:
+    return [
+        s.variable for s in SETTINGS if isinstance(s.parse(s.default), int) and not isinstance(s.parse(s.default), bool)
+    ]
+
+
+def test_every_port_size_and_count_has_a_maximum():
+    # Sizes and counts added later are caught too: a setting parsed to a number must refuse an absurd one.
+    assert len(whole_number_settings()) >= 10
+    for variable in whole_number_settings():
+        for absurd in (str(10**30), "-1"):
+            with pytest.raises(SettingsError, match=f"^{variable}: expected .* from "):
+                load_settings({variable: absurd})
+
+
+@pytest.mark.parametrize("variable", ["FILESTREAM_SESSION_TIMEOUT", "FILESTREAM_PARTIAL_FILE_TIMEOUT"])
+@pytest.mark.parametrize("value", ["inf", "nan", "-1"])
+def test_seconds_must_be_positive_and_finite(variable, value):
+    with pytest.raises(SettingsError, match=f"{variable}: expected a positive, finite number of seconds"):
+        load_settings({variable: value})
