@@ -114,11 +114,9 @@ class Consumer(faust_aiokafka.Consumer):
         return offset
 
     def _in_flight(self, tp: TP) -> int | None:
-        offsets = [
-            message.offset
-            for message in list(self._unacked_messages)
-            if message.tp == tp and message.generation_id in (None, self._accepting_generation)
-        ]
+        # Of every assignment, not only the current one: while a revoked partition's records are
+        # still held (a stop commits after the revocation), the commit must not pass them either.
+        offsets = [message.offset for message in list(self._unacked_messages) if message.tp == tp]
         return min(offsets) if offsets else None
 
 
