@@ -354,8 +354,8 @@ def test_a_64_mib_multipart_upload_holds_about_one_part_per_thread_in_memory(cli
     """Parts in flight, one per thread, bound the memory; never the file's size.
 
     tracemalloc counts the Python allocations of every thread.  Measured with moto 5.2.5:
-    a peak of 7.2 MiB with 1 thread, 13.2 with 2, 24.2 with 4, 45.2 with 8, so a 5 MiB
-    part and about 1 MiB of botocore's per thread, and 2 MiB besides.
+    peaks of 7.2 MiB with 1 thread, 13.2 with 2, 23.3 to 25.2 with 4, 45.2 with 8: the 5 MiB
+    part each thread holds while sending it, and 2 to 5 MiB besides (botocore's, urllib3's).
     """
     total = 64 * MiB
     path = tmp_path / "large"
@@ -372,7 +372,7 @@ def test_a_64_mib_multipart_upload_holds_about_one_part_per_thread_in_memory(cli
 
     log.info("64 MiB in %d parts of 5 MiB with %d thread(s): peak %.1f MiB", result.parts, threads, peak / MiB)
     assert (result.size, result.parts) == (total, 13)
-    assert peak < threads * (PART + MiB) + 3 * MiB, f"peak {peak / MiB:.1f} MiB with {threads} thread(s)"
+    assert peak < threads * (PART + 2 * MiB) + 2 * MiB, f"peak {peak / MiB:.1f} MiB with {threads} thread(s)"
     assert verify_object(client, bucket, "memory.bin", size=total, checksum=result.checksum) is None
 
 
