@@ -301,7 +301,7 @@ SETTINGS: tuple[Setting, ...] = (
         "s3_part_size",
         "8MiB",
         parse_part_size,
-        "Multipart part size: the most bytes of a file an upload holds in memory. S3's minimum is 5MiB.",
+        "Multipart part size; an upload holds one part per S3_THREADS thread in memory. S3's minimum is 5MiB.",
     ),
     Setting("s3_max_retries", "3", parse_s3_retries, "Retries of a failed S3 transfer before it fails for good."),
     Setting(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import shutil
 import tempfile
@@ -102,8 +103,25 @@ def publish_file(source: Path, dest: Path) -> None:
     _remove_abandoned_temp_files(dest)
 
 
+# Room for the name in a temp file's name: with the dot, a digest and mkstemp's ".XXXXXXXX.part"
+# it stays far below the 255 bytes a file name may have.
+_TEMP_NAME_BYTES = 100
+# What tempfile.mkstemp puts between prefix and suffix: 8 of "a-z0-9_" (CPython's _RandomNameSequence).
+_MKSTEMP_RANDOM = "[a-z0-9_]" * 8
+
+
 def _temp_prefix(dest: Path) -> str:
-    return f".{dest.name[:100]}."
+    """``.<name>.``, or for a name longer than 100 UTF-8 bytes its first 100 and a digest of the whole.
+
+    Bytes, not characters: a valid name of 85 CJK characters is 255 bytes.  The digest keeps
+    two long names that start alike from sharing a prefix, so one's sweep never takes the other's.
+    """
+    name = dest.name
+    encoded = name.encode("utf-8", "surrogateescape")
+    if len(encoded) <= _TEMP_NAME_BYTES:
+        return f".{name}."
+    digest = hashlib.sha256(encoded).hexdigest()[:12]
+    return f".{encoded[:_TEMP_NAME_BYTES].decode('utf-8', 'ignore')}~{digest}."
 
 
 def _remove_abandoned_temp_files(dest: Path) -> None:
@@ -111,9 +129,11 @@ def _remove_abandoned_temp_files(dest: Path) -> None:
 
     Only one writer at a time works on a destination (the worker owning the file's
     partition, or one download job), so once a write has landed, any other temp
-    file of the same destination belongs to a write that will never finish.
+    file of the same destination belongs to a write that will never finish.  Exactly
+    mkstemp's random part between prefix and suffix: ``.data.*.part`` would also take the
+    temp file of ``data.csv``, which another writer may be filling right now.
     """
-    for leftover in dest.parent.glob(glob.escape(_temp_prefix(dest)) + "*.part"):
+    for leftover in dest.parent.glob(glob.escape(_temp_prefix(dest)) + _MKSTEMP_RANDOM + ".part"):
         leftover.unlink(missing_ok=True)
 
 

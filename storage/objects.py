@@ -101,42 +101,52 @@ _CRC32_POLYNOMIAL = 0xEDB88320  # reversed, as zlib's crc32 uses it
 def crc32_combine(crc_a: int, crc_b: int, length_b: int) -> int:
     """The CRC32 of ``a + b`` from the CRC32s of ``a`` and ``b`` and the length of ``b``.
 
-    zlib's crc32_combine, which Python's zlib module does not expose: the parts of a
-    multipart upload are read and checksummed in parallel threads, and the whole object's
-    CRC32 is their combination (32x32 matrices over GF(2), squared per bit of the length;
-    microseconds per part, against reading the whole file a second time at ~4 GB/s).
+    zlib's crc32_combine (the algorithm of zlib 1.2.12 and later), which Python's zlib
+    module does not expose: the parts of a multipart upload are read and checksummed in
+    parallel threads, and the whole object's CRC32 is their combination.  ``crc_a`` is
+    multiplied by x^(8 * length_b) modulo the CRC polynomial, the power built from a table
+    of x^(2^k): 15 to 100 µs per part here, where the matrix squaring of zlib 1.2.11 took
+    4.4 ms per 8 MiB part (44 s for 10,000 parts); reading the whole file again would take
+    2 ms per 8 MiB at ~4 GB/s.
     """
-    if length_b <= 0:
-        return crc_a
-    odd = [_CRC32_POLYNOMIAL] + [1 << bit for bit in range(31)]  # the operator for one zero bit
-    even = _gf2_square(odd)  # two zero bits
-    odd = _gf2_square(even)  # four zero bits
+    if length_b < 0:
+        raise ValueError(f"negative length {length_b}")
+    return _multiply_mod_p(_x_to_the_8n(length_b), crc_a) ^ crc_b
+
+
+def _multiply_mod_p(a: int, b: int) -> int:
+    """a * b modulo the CRC polynomial, both in zlib's reflected bit order (x^0 is bit 31); a is not 0."""
+    product = 0
+    bit = 1 << 31
     while True:
-        even = _gf2_square(odd)  # apply zeros: one byte, then doubling
-        if length_b & 1:
-            crc_a = _gf2_times(even, crc_a)
-        length_b >>= 1
-        if not length_b:
-            break
-        odd = _gf2_square(even)
-        if length_b & 1:
-            crc_a = _gf2_times(odd, crc_a)
-        length_b >>= 1
-        if not length_b:
-            break
-    return crc_a ^ crc_b
+        if a & bit:
+            product ^= b
+            if not a & (bit - 1):  # no lower power of x left in a
+                return product
+        bit >>= 1
+        b = (b >> 1) ^ _CRC32_POLYNOMIAL if b & 1 else b >> 1
 
 
-def _gf2_times(matrix: list[int], vector: int) -> int:
-    total = 0
-    row = 0
-    while vector:
-        if vector & 1:
-            total ^= matrix[row]
-        vector >>= 1
-        row += 1
-    return total
+def _powers_of_x() -> list[int]:
+    """x^(2^k) modulo the CRC polynomial for k in 0..31 (they repeat with period 32 past that)."""
+    power = 1 << 30  # x^1
+    powers = [power]
+    for _ in range(31):
+        power = _multiply_mod_p(power, power)
+        powers.append(power)
+    return powers
 
 
-def _gf2_square(matrix: list[int]) -> list[int]:
-    return [_gf2_times(matrix, matrix[row]) for row in range(32)]
+_X_TO_THE_2K = _powers_of_x()
+
+
+def _x_to_the_8n(n: int) -> int:
+    """x^(8n) modulo the CRC polynomial: n zero bytes appended to a message."""
+    power = 1 << 31  # x^0
+    k = 3  # 8n = n * 2^3
+    while n:
+        if n & 1:
+            power = _multiply_mod_p(_X_TO_THE_2K[k & 31], power)
+        n >>= 1
+        k += 1
+    return power

@@ -32,7 +32,7 @@ import math
 import os
 import zlib
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -43,7 +43,7 @@ from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from errors import FilestreamError
-from settings import S3_MIN_PART_SIZE
+from settings import S3_MAX_PART_SIZE, S3_MIN_PART_SIZE
 from storage.objects import crc32_base64, crc32_combine, full_object_checksum_problem
 from storage.s3 import CHECKSUM_ALGORITHM, FULL_OBJECT, head_object, translated_errors
 
@@ -72,12 +72,18 @@ class PartLayout:
     def __post_init__(self) -> None:
         if self.part_size < S3_MIN_PART_SIZE:
             raise ValueError(f"part size {self.part_size} is below S3's minimum of {S3_MIN_PART_SIZE}")
+        if self.part_size > S3_MAX_PART_SIZE:
+            raise ValueError(f"part size {self.part_size} is above S3's maximum of {S3_MAX_PART_SIZE}")
         if self.threshold > self.part_size:
             raise ValueError(f"multipart threshold {self.threshold} exceeds the part size {self.part_size}")
 
     def parts(self, size: int) -> list[tuple[int, int, int]]:
         """(part number, offset, length) of each part; more than ``part_size`` if 10,000 parts would not hold it."""
+        if size < 0:
+            raise ValueError(f"negative file size {size}")
         part_size = max(self.part_size, math.ceil(size / MAX_PARTS))
+        if part_size > S3_MAX_PART_SIZE:
+            raise ValueError(f"{size} bytes do not fit in {MAX_PARTS} parts of at most {S3_MAX_PART_SIZE} bytes")
         return [
             (number, offset, min(part_size, size - offset))
             for number, offset in enumerate(range(0, size, part_size), start=1)
@@ -112,8 +118,13 @@ def upload_file(
 
 def _read_exactly(fd: int, offset: int, length: int) -> bytes:
     data = os.pread(fd, length, offset)
-    if len(data) != length:
-        raise UploadChecksumMismatch(f"read {len(data)} bytes at offset {offset}, expected {length}: the file shrank")
+    while len(data) < length:  # Linux reads at most 2 GiB at a time, and parts may be up to 5 GiB
+        more = os.pread(fd, length - len(data), offset + len(data))
+        if not more:
+            raise UploadChecksumMismatch(
+                f"read {len(data)} bytes at offset {offset}, expected {length}: the file shrank"
+            )
+        data += more
     return data
 
 
@@ -150,6 +161,7 @@ def _put_multipart(
     part_pool: Executor,
     expected: str | None,
 ) -> UploadResult:
+    parts = layout.parts(size)
     upload_id = client.create_multipart_upload(
         Bucket=bucket, Key=key, Metadata=metadata, ChecksumAlgorithm=CHECKSUM_ALGORITHM, ChecksumType=FULL_OBJECT
     )["UploadId"]
@@ -171,8 +183,11 @@ def _put_multipart(
             )
         return {"PartNumber": number, "ETag": response["ETag"], "ChecksumCRC32": part_checksum}, crc, length
 
+    sending: list[Future[tuple[dict[str, Any], int, int]]] = []
     try:
-        sent = list(part_pool.map(send, layout.parts(size)))
+        for part in parts:
+            sending.append(part_pool.submit(send, part))
+        sent = [future.result() for future in sending]
         crc = 0
         for _, part_crc, length in sent:
             crc = crc32_combine(crc, part_crc, length)
@@ -187,6 +202,12 @@ def _put_multipart(
             ChecksumType=FULL_OBJECT,
         )
     except BaseException:
+        # Parts not started are dropped; those in flight finish first: they read the file's
+        # descriptor, closed once this returns, and a part stored after the abort would stay
+        # stored (and billed), invisible, under no upload anyone aborts again.
+        for future in sending:
+            future.cancel()
+        wait(sending)
         _abort_quietly(client, bucket, key, upload_id)
         raise
     return UploadResult(checksum, size, response["ETag"], parts=len(sent))

@@ -65,6 +65,11 @@ class Spool:
     def write(self, key: SpoolKey, index: int, offset: int, payload: bytes) -> None:
         """Put chunk ``index`` at ``offset``; the kernel's page cache makes this a memory copy."""
         path = self.path(key)
+        if key not in self._present:
+            # What an earlier process left at this name is not this Spool's: its bytes must not
+            # pass for ours, and it may be the inode of a published output file (publish_file
+            # links), which writing into would change.  So a new file, never a stale one.
+            path.unlink(missing_ok=True)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
         except FileNotFoundError:

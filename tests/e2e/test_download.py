@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,9 @@ from devstack.processes import child_env
 from devstack.worker import FAUST, PROJECT_ROOT
 from settings import Settings, load_settings
 from storage.local import UnsafeDestination
-from storage.s3 import crc32_base64, ensure_bucket, make_s3_client, object_key, object_metadata, upload_stream
+from storage.objects import crc32_base64, object_key, object_metadata
+from storage.s3 import ensure_bucket, make_s3_client
+from tests.s3_objects import agent_layout, store_object
 
 pytestmark = pytest.mark.e2e
 
@@ -55,36 +57,26 @@ def s3(settings: Settings) -> BaseClient:
     return client
 
 
-def pieces_of(data: bytes, size: int = MiB) -> Iterator[bytes]:
-    for start in range(0, len(data), size):
-        yield data[start : start + size]
-
-
 def store(s3: BaseClient, settings: Settings, source: str, path: str, data: bytes) -> None:
     """Put a file into the bucket as the transfer agent does: metadata and a full-object CRC32."""
-    upload_stream(
-        s3,
-        settings.s3_bucket,
-        object_key(settings.s3_prefix, source, path),
-        pieces_of(data),
-        len(data),
-        object_metadata(source, path, 1, "0" * 64, len(data)),
-        multipart_threshold=settings.s3_multipart_threshold,
-        part_size=settings.s3_part_size,
-    )
+    store_pieces(s3, settings, source, path, [data], len(data))
 
 
 def store_large(s3: BaseClient, settings: Settings, source: str, path: str, size: int) -> None:
     block = os.urandom(MiB)
-    upload_stream(
+    store_pieces(s3, settings, source, path, (block for _ in range(size // MiB)), size)
+
+
+def store_pieces(
+    s3: BaseClient, settings: Settings, source: str, path: str, pieces: Iterable[bytes], size: int
+) -> None:
+    store_object(
         s3,
         settings.s3_bucket,
         object_key(settings.s3_prefix, source, path),
-        (block for _ in range(size // MiB)),
-        size,
+        pieces,
         object_metadata(source, path, 1, "0" * 64, size),
-        multipart_threshold=settings.s3_multipart_threshold,
-        part_size=settings.s3_part_size,
+        layout=agent_layout(settings),
     )
 
 

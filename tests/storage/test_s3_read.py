@@ -6,35 +6,24 @@ from collections.abc import Iterator
 
 import pytest
 
-from storage.s3 import (
-    ObjectVerificationFailed,
-    S3RequestFailed,
-    crc32_base64,
-    describe_object,
-    key_folder,
-    list_keys,
-    object_metadata,
-    read_verified,
-    upload_stream,
-)
-from tests.storage.test_s3 import SHA, SIZES, MiB, chunked
+from storage.objects import crc32_base64, object_metadata
+from storage.s3 import ObjectVerificationFailed, S3RequestFailed, describe_object, list_keys, read_verified
+from tests.s3_objects import SMALLEST_PARTS, store_object
+
+pytestmark = pytest.mark.e2e
+
+MiB = 1024**2
+SHA = "c" * 64
 
 
 def store(client, bucket, key: str, data: bytes) -> None:
-    upload_stream(
-        client, bucket, key, chunked(data, [MiB]), len(data), object_metadata("src", key, 1, SHA, len(data)), **SIZES
-    )
+    store_object(client, bucket, key, data, object_metadata("src", key, 1, SHA, len(data)), layout=SMALLEST_PARTS)
 
 
 def verified_pieces(client, bucket, key: str, piece_size: int = MiB) -> Iterator[bytes]:
     stored = describe_object(client, bucket, key)
     assert stored is not None
     return read_verified(client, bucket, stored, piece_size=piece_size)
-
-
-@pytest.mark.parametrize("prefix, folder", [("", ""), ("/", ""), ("a", "a/"), ("/a//b/", "a/b/")])
-def test_key_folder_is_the_prefix_as_keys_start_with_it(prefix, folder):
-    assert key_folder(prefix) == folder
 
 
 def test_list_keys_lists_below_a_prefix_in_key_order(client, bucket):
