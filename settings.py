@@ -28,6 +28,7 @@ PREFIX = "FILESTREAM_"
 
 BROKER_SCHEMES = ("kafka", "aiokafka")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+PROCESSING_GUARANTEES = ("at_least_once", "exactly_once")
 CHUNK_CODECS = ("filestream", "openmsistream", "auto")  # one decoder each in models.chunk_codecs
 S3_MIN_PART_SIZE = 5 * 1024**2
 
@@ -180,25 +181,16 @@ def parse_optional_topic(text: str) -> str:
     return parse_topic(text) if text else ""
 
 
-def parse_chunk_codec(text: str) -> str:
-    lowered = text.strip().lower()
-    if lowered not in CHUNK_CODECS:
-        raise ValueError(f"expected one of {', '.join(CHUNK_CODECS)}, got {text!r}")
-    return lowered
+def one_of(options: tuple[str, ...]) -> Callable[[str], str]:
+    """A parser accepting one of ``options``, whatever its case."""
 
+    def parse(text: str) -> str:
+        lowered = text.strip().lower()
+        if lowered not in options:
+            raise ValueError(f"expected one of {', '.join(options)}, got {text!r}")
+        return lowered
 
-def parse_log_level(text: str) -> str:
-    lowered = text.strip().lower()
-    if lowered not in LOG_LEVELS:
-        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}, got {text!r}")
-    return lowered
-
-
-def parse_log_format(text: str) -> str:
-    lowered = text.strip().lower()
-    if lowered not in LOG_FORMATS:
-        raise ValueError(f"expected one of {', '.join(LOG_FORMATS)}, got {text!r}")
-    return lowered
+    return parse
 
 
 def parse_text(text: str) -> str:
@@ -240,7 +232,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "chunk_codec",
         "filestream",
-        parse_chunk_codec,
+        one_of(CHUNK_CODECS),
         "Records on the chunk topic: filestream, openmsistream, or auto (told apart per message by their first byte).",
     ),
     Setting(
@@ -346,16 +338,22 @@ SETTINGS: tuple[Setting, ...] = (
         parse_text,
         "Token every view but health requires (header Authorization: Bearer TOKEN, or ?token=TOKEN); empty: none.",
     ),
-    Setting("log_level", "info", parse_log_level, "Log level of filestream's own loggers."),
+    Setting("log_level", "info", one_of(LOG_LEVELS), "Log level of filestream's own loggers."),
     Setting(
         "log_format",
         "text",
-        parse_log_format,
+        one_of(LOG_FORMATS),
         "Log lines as Faust's plain text, or json: one JSON object per line (time, level, logger, message, and "
         "file, generation, partition where the line is about a file).",
     ),
     Setting("session_timeout", "30", parse_seconds, "Consumer group session timeout, seconds."),
     Setting("heartbeat_interval", "3", parse_seconds, "Consumer group heartbeat interval, seconds."),
+    Setting(
+        "processing_guarantee",
+        "at_least_once",
+        one_of(PROCESSING_GUARANTEES),
+        "Faust's processing guarantee: at_least_once, or exactly_once (Kafka transactions; see the README).",
+    ),
     Setting(
         "dev_broker",
         "false",
@@ -405,6 +403,7 @@ class Settings:
     log_format: str
     session_timeout: float
     heartbeat_interval: float
+    processing_guarantee: str
     dev_broker: bool
 
     @property
@@ -452,6 +451,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         )
     if settings.openmsistream_topic:
         _check_openmsistream_intake(settings)
+    if settings.dev_broker and settings.processing_guarantee == "exactly_once":
+        raise SettingsError(
+            f"{PREFIX}PROCESSING_GUARANTEE=exactly_once needs Kafka transactions, which the development broker lacks"
+        )
     if settings.s3_multipart_threshold > settings.s3_part_size:
         # A file below the threshold is buffered whole for its single request.
         raise SettingsError(
