@@ -241,7 +241,9 @@ class KafkaCluster:
         if (node_dir / "data" / "meta.properties").exists():
             return  # formatted before: the node restarts with its topics and offsets
         scram = [argument for credential in self.scram_credentials for argument in ("--add-scram", credential)]
-        command = tool_argv("storage", ["format", "-t", cluster_id, "-c", str(config), *scram], self._classpath)
+        # "=": a base64url id may start with "-", which the tool's argument parser would take for an option.
+        arguments = ["format", f"--cluster-id={cluster_id}", "-c", str(config), *scram]
+        command = tool_argv("storage", arguments, self._classpath)
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise KafkaUnavailable(
