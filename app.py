@@ -10,12 +10,15 @@ import logging
 import sys
 
 import faust
+from faust.types.auth import CredentialsT
 
-from settings import SettingsError, load_settings
+from client.kafka_security import BrokerAccessError, KafkaClientOptions, check_broker_access, client_options
+from settings import SettingsError, config_file_argument, load_settings
 from tables.store import STORE_URL
 
 try:
-    settings = load_settings()
+    settings = load_settings(config_file=config_file_argument(sys.argv[1:]))
+    kafka_security = client_options(settings)
 except SettingsError as exc:
     # Stop before Faust starts anything; the message names the variable.
     sys.exit(f"filestream: invalid setting: {exc}")
@@ -35,9 +38,32 @@ def _dev_broker_overrides() -> dict:
     return {"producer_max_batch_size": 1}
 
 
-app = faust.App(
+def _broker_credentials(options: KafkaClientOptions) -> CredentialsT | None:
+    """The security of the plain aiokafka clients (client/kafka_security.py), as Faust takes it."""
+    if "sasl_mechanism" in options:  # with an ssl_context Faust speaks SASL_SSL, without it SASL_PLAINTEXT
+        return faust.SASLCredentials(
+            username=options["sasl_plain_username"],
+            password=options["sasl_plain_password"],
+            mechanism=options["sasl_mechanism"],
+            ssl_context=options.get("ssl_context"),
+        )
+    return faust.SSLCredentials(options["ssl_context"]) if "ssl_context" in options else None
+
+
+class FilestreamApp(faust.App):
+    async def on_first_start(self) -> None:
+        # Before any of Faust's clients starts: refused credentials end the worker with their reason in one line.
+        try:
+            await check_broker_access(settings, kafka_security)
+        except BrokerAccessError as exc:
+            raise SystemExit(f"filestream: {exc}") from None
+        await super().on_first_start()
+
+
+app = FilestreamApp(
     settings.app_id,
     broker=list(settings.broker),
+    broker_credentials=_broker_credentials(kafka_security),
     store=STORE_URL,
     datadir=str(settings.data_dir),
     autodiscover=False,

@@ -22,6 +22,7 @@ from faust.cli import AppCommand, argument, option
 from app import app, settings
 from client.download_plan import LAYOUTS, DownloadPlanError, Selection
 from client.downloader import DownloadRequest, run_download
+from commands.config_file import config_option
 from models.identity import InvalidIdentity, validate_source
 from settings import PREFIX
 from storage.local import UnsafeDestination
@@ -90,6 +91,7 @@ def _regex(ctx: click.Context, param: click.Parameter, value: str | None) -> re.
         metavar="N",
         help=f"Files downloaded in parallel [default: {PREFIX}S3_THREADS].",
     ),
+    config_option,
 )
 async def download(
     self: AppCommand,

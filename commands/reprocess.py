@@ -26,6 +26,7 @@ from faust.cli import AppCommand, argument
 
 from agents.processors import reprocess_topic, runtimes
 from app import app, settings
+from commands.config_file import config_option
 from settings import PREFIX
 
 
@@ -38,7 +39,7 @@ def _registered(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return value
 
 
-@app.command(argument("processor_name", metavar="PROCESSOR", callback=_registered))
+@app.command(argument("processor_name", metavar="PROCESSOR", callback=_registered), config_option)
 async def reprocess(self: AppCommand, processor_name: str) -> Any:
     """Re-run a processor or reproducer on the files it failed on, on every worker."""
     # Created here too, with the right partition count, in case no worker has started yet.

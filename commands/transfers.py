@@ -21,6 +21,7 @@ import click
 from faust.cli import AppCommand, option
 
 from app import app, settings
+from commands.config_file import config_option
 from tables.transfer_state import State
 from web.paging import MAX_LIMIT
 from web.tokens import auth_headers
@@ -113,6 +114,7 @@ def state_counts(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
         show_default=True,
         help="Web address of a worker; repeat it for every worker of the app.",
     ),
+    config_option,
 )
 async def transfers(self: AppCommand, csv_path: Path, urls: tuple[str, ...]) -> None:
     """Dump the S3 transfer state of every file to CSV and print how many files are in each state."""
