@@ -12,7 +12,7 @@ import sys
 import faust
 from faust.types.auth import CredentialsT
 
-from client.kafka_security import BrokerAccessError, KafkaClientOptions, check_broker_access, client_options
+from client.kafka_security import KafkaClientOptions, client_options, exit_unless_brokers_accept
 from settings import SettingsError, config_file_argument, load_settings
 from tables.store import STORE_URL
 
@@ -53,10 +53,7 @@ def _broker_credentials(options: KafkaClientOptions) -> CredentialsT | None:
 class FilestreamApp(faust.App):
     async def on_first_start(self) -> None:
         # Before any of Faust's clients starts: refused credentials end the worker with their reason in one line.
-        try:
-            await check_broker_access(settings, kafka_security)
-        except BrokerAccessError as exc:
-            raise SystemExit(f"filestream: {exc}") from None
+        await exit_unless_brokers_accept(settings, kafka_security, "filestream")
         await super().on_first_start()
 
 

@@ -138,6 +138,14 @@ async def check_broker_access(
         raise BrokerAccessError(refusals[0])
 
 
+async def exit_unless_brokers_accept(settings: Settings, options: KafkaClientOptions, program: str) -> None:
+    """:func:`check_broker_access`; when the brokers refuse, end the process with the reason as its one last line."""
+    try:
+        await check_broker_access(settings, options)
+    except BrokerAccessError as exc:
+        raise SystemExit(f"{program}: {exc}") from None
+
+
 async def _log_in(host: str, port: int, options: KafkaClientOptions, timeout: float) -> None:
     connection = await create_conn(
         host, port, client_id="filestream-access-check", request_timeout_ms=int(timeout * 1000), **options

@@ -25,7 +25,8 @@ import click
 from faust.cli import AppCommand, argument
 
 from agents.processors import reprocess_topic, runtimes
-from app import app, settings
+from app import app, kafka_security, settings
+from client.kafka_security import exit_unless_brokers_accept
 from commands.config_file import config_option
 from settings import PREFIX
 
@@ -42,6 +43,7 @@ def _registered(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @app.command(argument("processor_name", metavar="PROCESSOR", callback=_registered), config_option)
 async def reprocess(self: AppCommand, processor_name: str) -> Any:
     """Re-run a processor or reproducer on the files it failed on, on every worker."""
+    await exit_unless_brokers_accept(settings, kafka_security, "filestream reprocess")
     # Created here too, with the right partition count, in case no worker has started yet.
     await reprocess_topic.maybe_declare()
     name = processor_name.encode("utf-8")

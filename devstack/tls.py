@@ -27,7 +27,7 @@ class OpenSSLUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True)
-class TestPki:
+class Pki:
     """The files of one CA and the certificates it signed."""
 
     directory: Path
@@ -43,7 +43,7 @@ class TestPki:
         return f"User:CN={CLIENT_COMMON_NAME}"
 
 
-def make_test_pki(directory: Path, ca_name: str = "filestream test CA") -> TestPki:
+def make_test_pki(directory: Path, ca_name: str = "filestream test CA") -> Pki:
     directory.mkdir(parents=True, exist_ok=True)
     ca_key, ca_file = directory / "ca.key", directory / "ca.pem"
     _openssl(
@@ -67,7 +67,7 @@ def make_test_pki(directory: Path, ca_name: str = "filestream test CA") -> TestP
         "-passout", f"file:{password_file}",
     )  # fmt: skip
     plain_client_key.unlink()
-    return TestPki(directory, ca_file, broker_keystore, client_cert, client_key, password_file)
+    return Pki(directory, ca_file, broker_keystore, client_cert, client_key, password_file)
 
 
 def _sign(
