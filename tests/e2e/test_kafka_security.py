@@ -255,15 +255,17 @@ REFUSALS = {
 }
 
 
-@pytest.mark.parametrize("program", ["upload", "worker"])
+@pytest.mark.parametrize("program", ["upload", "upload --watch", "worker"])
 @pytest.mark.parametrize("case", sorted(REFUSALS))
 def test_refused_credentials_end_with_one_clear_line(secured: SecuredStack, tmp_path: Path, case: str, program: str):
     overrides, expected = REFUSALS[case]
     overrides = {name: value.format(foreign_ca=secured.foreign_pki.ca_file) for name, value in overrides.items()}
     env = {**pipeline_env(secured, tmp_path, **sasl_env(ALICE, secured)), **overrides}
-    if program == "upload":
-        sample_files(tmp_path / "files")
-        result, elapsed = run_upload(env, str(tmp_path / "files"), "--source", "refused")
+    if program.startswith("upload"):
+        (tmp_path / "files").mkdir()
+        if "--watch" not in program:  # a watch must fail at start, not once a first file has settled
+            sample_files(tmp_path / "files")
+        result, elapsed = run_upload(env, str(tmp_path / "files"), "--source", "refused", *program.split()[1:])
         status, output = result.returncode, result.stdout + result.stderr
         prefix = "filestream upload: "
     else:
