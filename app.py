@@ -53,7 +53,7 @@ def _broker_credentials(options: KafkaClientOptions) -> CredentialsT | None:
 class FilestreamApp(faust.App):
     async def on_first_start(self) -> None:
         # Before any of Faust's clients starts: refused credentials end the worker with their reason in one line.
-        await exit_unless_brokers_accept(settings, kafka_security, "filestream")
+        await exit_unless_brokers_accept(settings, kafka_security, "filestream", group=settings.app_id)
         await super().on_first_start()
 
 

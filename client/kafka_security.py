@@ -21,6 +21,7 @@ import ssl
 
 from aiokafka.conn import create_conn
 from aiokafka.errors import (
+    GroupAuthorizationFailedError,
     IllegalSaslStateError,
     KafkaConnectionError,
     KafkaError,
@@ -28,6 +29,7 @@ from aiokafka.errors import (
     UnsupportedSaslMechanismError,
 )
 from aiokafka.helpers import create_ssl_context
+from aiokafka.protocol.coordination import FindCoordinatorRequest
 from aiokafka.protocol.metadata import MetadataRequest
 
 from settings import PREFIX, Settings, SettingsError, read_secret_file
@@ -109,13 +111,19 @@ def tls_context(settings: Settings) -> ssl.SSLContext:
 
 
 async def check_broker_access(
-    settings: Settings, options: KafkaClientOptions | None = None, *, timeout: float = 15.0
+    settings: Settings,
+    options: KafkaClientOptions | None = None,
+    *,
+    group: str | None = None,
+    timeout: float = 15.0,
 ) -> None:
     """Log in to a bootstrap server as the clients will; BrokerAccessError if the brokers refuse these settings.
 
-    Returns once one broker accepted the connection and answered a metadata request.  A
-    broker that cannot be reached (refused, timed out) decides nothing: the clients' own
-    retries ride out an outage as before.  Takes at most about ``timeout`` seconds per broker.
+    Returns once one broker accepted the connection and answered a metadata request (and,
+    with ``group``, told where that consumer group's coordinator is: an ACL refusing the
+    group would otherwise leave a Faust worker waiting without a word).  A broker that
+    cannot be reached (refused, timed out) decides nothing: the clients' own retries ride out
+    an outage as before.  Takes at most about ``timeout`` seconds per broker.
     """
     options = options if options is not None else client_options(settings)
     refusals: list[str] = []
@@ -123,7 +131,7 @@ async def check_broker_access(
         host, _, port = address.rpartition(":")
         for attempt in range(1, HANDSHAKE_ATTEMPTS + 1):
             try:
-                await asyncio.wait_for(_log_in(host, int(port), options, timeout), timeout)
+                await asyncio.wait_for(_log_in(host, int(port), options, group, timeout), timeout)
                 return
             except (TimeoutError, OSError, KafkaError) as exc:
                 refusal = describe_refusal(exc, settings, address)
@@ -138,21 +146,28 @@ async def check_broker_access(
         raise BrokerAccessError(refusals[0])
 
 
-async def exit_unless_brokers_accept(settings: Settings, options: KafkaClientOptions, program: str) -> None:
+async def exit_unless_brokers_accept(
+    settings: Settings, options: KafkaClientOptions, program: str, *, group: str | None = None
+) -> None:
     """:func:`check_broker_access`; when the brokers refuse, end the process with the reason as its one last line."""
     try:
-        await check_broker_access(settings, options)
+        await check_broker_access(settings, options, group=group)
     except BrokerAccessError as exc:
         raise SystemExit(f"{program}: {exc}") from None
 
 
-async def _log_in(host: str, port: int, options: KafkaClientOptions, timeout: float) -> None:
+async def _log_in(host: str, port: int, options: KafkaClientOptions, group: str | None, timeout: float) -> None:
     connection = await create_conn(
         host, port, client_id="filestream-access-check", request_timeout_ms=int(timeout * 1000), **options
     )
     try:
         # A listener expecting a SASL login or TLS closes the connection at the first real request.
         await connection.send(MetadataRequest([]))
+        if group is not None:
+            answer = await connection.send(FindCoordinatorRequest(group, 0))
+            # Other errors (no coordinator yet) are for the consumer's own retries.
+            if answer.error_code == GroupAuthorizationFailedError.errno:
+                raise GroupAuthorizationFailedError(group)
     finally:
         connection.close()
 
@@ -176,6 +191,12 @@ def describe_refusal(error: BaseException, settings: Settings, address: str) -> 
         return (
             f"broker {address} does not offer SASL mechanism {settings.sasl_mechanism} on this listener "
             f"(check {PREFIX}SASL_MECHANISM)"
+        )
+    if isinstance(error, GroupAuthorizationFailedError):
+        who = f"user {settings.sasl_username!r}" if settings.uses_sasl else "this client"
+        return (
+            f"broker {address} does not allow {who} to use consumer group {error.args[0]!r} "
+            f"(GROUP_AUTHORIZATION_FAILED): an ACL must allow it READ on that group ({PREFIX}APP_ID)"
         )
     if isinstance(error, IllegalSaslStateError):
         return f"broker {address} takes no SASL login on this listener ({protocol}; is it a PLAINTEXT or SSL port?)"

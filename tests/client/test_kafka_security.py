@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka.errors import (
+    GroupAuthorizationFailedError,
     IllegalSaslStateError,
     KafkaConnectionError,
     SaslAuthenticationFailed,
@@ -140,6 +141,7 @@ def verification_error(code: int, message: str) -> ssl.SSLCertVerificationError:
         (SaslAuthenticationFailed("invalid credentials"), "refused the SCRAM-SHA-512 login of user 'alice'"),
         (UnsupportedSaslMechanismError(), "does not offer SASL mechanism SCRAM-SHA-512"),
         (IllegalSaslStateError(), "takes no SASL login on this listener"),
+        (GroupAuthorizationFailedError("fs-app"), "does not allow user 'alice' to use consumer group 'fs-app'"),
         (verification_error(19, "self-signed certificate in certificate chain"), "is not trusted"),
         (verification_error(64, "IP address mismatch"), "set FILESTREAM_SSL_CHECK_HOSTNAME=false"),
         (ConnectionResetError(), "not a TLS listener"),

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.e2e
 ADMIN = ScramUser("admin", secrets.token_urlsafe(12))
 ALICE = ScramUser("alice", secrets.token_urlsafe(12))  # SCRAM-SHA-512; ACLs allow everything on topics and groups
 CAROL = ScramUser("carol", secrets.token_urlsafe(12), "SCRAM-SHA-256")  # the same ACLs
-BOB = ScramUser("bob", secrets.token_urlsafe(12))  # may describe, read and create topics, not write them
+BOB = ScramUser("bob", secrets.token_urlsafe(12))  # may describe, read and create topics; not write them, no group
 # A failure must be reported within this many seconds; a process still running after HANG is a hang.
 BOUND = 60
 HANG = 90
@@ -293,6 +293,18 @@ def test_a_user_without_write_on_the_chunk_topic_is_told_which_topic(secured: Se
         "on that topic"
     )
     assert "Traceback" not in result.stderr
+
+
+def test_a_worker_whose_user_may_not_use_its_consumer_group_is_told_which_group(secured: SecuredStack, tmp_path: Path):
+    """Without the start-up check Faust's consumer waits for that group without a word."""
+    env = pipeline_env(secured, tmp_path, **sasl_env(BOB, secured))
+    status, output, elapsed = run_worker_until_exit(env, tmp_path / "worker-data")
+    assert status != 0 and elapsed < BOUND, f"exit {status} after {elapsed:.1f}s:\n{output[-3000:]}"
+    assert last_line(output) == (
+        f"filestream: broker {secured.sasl_bootstrap} does not allow user 'bob' to use consumer group "
+        f"'{env['FILESTREAM_APP_ID']}' (GROUP_AUTHORIZATION_FAILED): an ACL must allow it READ on that group "
+        "(FILESTREAM_APP_ID)"
+    )
 
 
 # -- OpenMSIStream configuration files -----------------------------------------------------------------
