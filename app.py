@@ -17,14 +17,17 @@ from typing import Any
 
 import faust
 from faust.types import TopicT
+from faust.types.auth import CredentialsT
 
 import transport
+from client.kafka_security import KafkaClientOptions, client_options, exit_unless_brokers_accept
 from logs import logging_config
-from settings import SettingsError, load_settings
+from settings import SettingsError, config_file_argument, load_settings
 from tables.store import STORE_URL
 
 try:
-    settings = load_settings()
+    settings = load_settings(config_file=config_file_argument(sys.argv[1:]))
+    kafka_security = client_options(settings)
 except SettingsError as exc:
     # Stop before Faust starts anything; the message names the variable.
     sys.exit(f"filestream: invalid setting: {exc}")
@@ -51,17 +54,35 @@ def _dev_broker_overrides() -> dict[str, Any]:
     return {"producer_max_batch_size": 1}
 
 
-class App(faust.App):
+def _broker_credentials(options: KafkaClientOptions) -> CredentialsT | None:
+    """The security of the plain aiokafka clients (client/kafka_security.py), as Faust takes it."""
+    if "sasl_mechanism" in options:  # with an ssl_context Faust speaks SASL_SSL, without it SASL_PLAINTEXT
+        return faust.SASLCredentials(
+            username=options["sasl_plain_username"],
+            password=options["sasl_plain_password"],
+            mechanism=options["sasl_mechanism"],
+            ssl_context=options.get("ssl_context"),
+        )
+    return faust.SSLCredentials(options["ssl_context"]) if "ssl_context" in options else None
+
+
+class FilestreamApp(faust.App):
+    async def on_first_start(self) -> None:
+        # Before any of Faust's clients starts: refused credentials end the worker with their reason in one line.
+        await exit_unless_brokers_accept(settings, kafka_security, "filestream", group=settings.app_id)
+        await super().on_first_start()
+
     def _on_autodiscovery_error(self, name: str) -> None:
         # Faust only logs it and goes on: a worker missing one of its agents, or a command, must not start.
         raise  # noqa: PLE0704  (venusian calls this inside its except block)
 
 
-app = App(
+app = FilestreamApp(
     settings.app_id,
     broker=list(settings.broker),
     # The consumer is Faust's, with commits that never pass a record still in flight (transport.py).
     broker_consumer=transport.consumer_urls(settings.broker),
+    broker_credentials=_broker_credentials(kafka_security),
     store=STORE_URL,
     datadir=str(settings.data_dir),
     autodiscover=DISCOVERED,

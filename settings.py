@@ -8,21 +8,29 @@ failing later in some agent.
 S3 credentials and the S3 endpoint are deliberately *not* here: boto3 reads the
 standard ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_ENDPOINT_URL_S3``
 variables itself.
+
+An OpenMSIStream configuration file (``FILESTREAM_CONFIG``, or ``--config`` on the commands)
+supplies the broker, security and S3 values it holds (``client/openmsistream_config.py``);
+variables set explicitly win over it.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from client.openmsistream_config import ConfigFileError, read_openmsistream_config
 from logs import LOG_FORMATS
 from models.bounds import ChunkLimits
 from models.identity import validate_source
+
+log = logging.getLogger(__name__)
 
 PREFIX = "FILESTREAM_"
 
@@ -30,6 +38,8 @@ BROKER_SCHEMES = ("kafka", "aiokafka")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 PROCESSING_GUARANTEES = ("at_least_once", "exactly_once")
 CHUNK_CODECS = ("filestream", "openmsistream", "auto")  # one decoder each in models.chunk_codecs
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 S3_MIN_PART_SIZE = 5 * 1024**2
 
 _SIZE_UNITS = {
@@ -55,6 +65,36 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 
 class SettingsError(ValueError):
     """A ``FILESTREAM_*`` variable holds a value the application cannot use."""
+
+
+class Secret:
+    """A password: its repr and str never show the value, so no log line, error message or view can leak it.
+
+    Ten lines of our own rather than pydantic's SecretStr: pydantic is no runtime dependency.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The password itself, for the client that sends it to the broker."""
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
 
 
 def parse_size(text: str) -> int:
@@ -197,6 +237,24 @@ def parse_text(text: str) -> str:
     return text
 
 
+def parse_optional_path(text: str) -> Path | None:
+    return Path(text).expanduser() if text.strip() else None
+
+
+def parse_security_protocol(text: str) -> str:
+    upper = text.strip().upper()
+    if upper not in SECURITY_PROTOCOLS:
+        raise ValueError(f"expected one of {', '.join(SECURITY_PROTOCOLS)}, got {text!r}")
+    return upper
+
+
+def parse_sasl_mechanism(text: str) -> str:
+    upper = text.strip().upper()
+    if upper not in SASL_MECHANISMS:
+        raise ValueError(f"expected one of {', '.join(SASL_MECHANISMS)}, got {text!r}")
+    return upper
+
+
 _MODULE_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
@@ -224,6 +282,64 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("broker", "kafka://127.0.0.1:9092", parse_broker_urls, "Kafka bootstrap servers, comma-separated."),
+    Setting(
+        "security_protocol",
+        "PLAINTEXT",
+        parse_security_protocol,
+        "How every client talks to the brokers: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or SASL_SSL (a user over TLS).",
+    ),
+    Setting(
+        "sasl_mechanism",
+        "SCRAM-SHA-512",
+        parse_sasl_mechanism,
+        "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.",
+    ),
+    Setting("sasl_username", "", parse_text, "SASL user name (SASL_PLAINTEXT, SASL_SSL)."),
+    Setting(
+        "sasl_password",
+        "",
+        Secret,
+        "SASL password; never printed. Or FILESTREAM_SASL_PASSWORD_FILE, not both.",
+    ),
+    Setting(
+        "sasl_password_file",
+        "",
+        parse_optional_path,
+        "File holding the SASL password (one trailing newline is stripped), instead of FILESTREAM_SASL_PASSWORD.",
+    ),
+    Setting(
+        "ssl_ca_file",
+        "",
+        parse_optional_path,
+        "PEM file of the CA certificates the brokers' certificates are checked against (SSL, SASL_SSL); "
+        "empty: the system's.",
+    ),
+    Setting("ssl_cert_file", "", parse_optional_path, "PEM client certificate (chain) for brokers that require one."),
+    Setting(
+        "ssl_key_file",
+        "",
+        parse_optional_path,
+        "PEM private key of FILESTREAM_SSL_CERT_FILE; empty: the key is in that file.",
+    ),
+    Setting(
+        "ssl_key_password_file",
+        "",
+        parse_optional_path,
+        "File holding the password of an encrypted client key (one trailing newline is stripped).",
+    ),
+    Setting(
+        "ssl_check_hostname",
+        "true",
+        parse_bool,
+        "Check that a broker's certificate names the host connected to (the CA check is always on).",
+    ),
+    Setting(
+        "config",
+        "",
+        parse_optional_path,
+        "OpenMSIStream configuration file: its broker, security and S3 values apply where no variable is set. "
+        "The commands take --config FILE.",
+    ),
     Setting("app_id", "filestream", parse_name, "Faust application id: consumer group and changelog topic prefix."),
     Setting("data_dir", "var/data", Path, "Table state (RocksDB) and the uploader's registry."),
     Setting("output_dir", "var/output", Path, "Where completed files are written."),
@@ -366,6 +482,18 @@ SETTINGS: tuple[Setting, ...] = (
 @dataclass(frozen=True)
 class Settings:
     broker: tuple[str, ...]
+    security_protocol: str
+    sasl_mechanism: str
+    sasl_username: str
+    # From FILESTREAM_SASL_PASSWORD or read from FILESTREAM_SASL_PASSWORD_FILE by load_settings.
+    sasl_password: Secret
+    sasl_password_file: Path | None
+    ssl_ca_file: Path | None
+    ssl_cert_file: Path | None
+    ssl_key_file: Path | None
+    ssl_key_password_file: Path | None
+    ssl_check_hostname: bool
+    config: Path | None
     app_id: str
     data_dir: Path
     output_dir: Path
@@ -417,6 +545,14 @@ class Settings:
         return ChunkLimits(max_payload_bytes=self.max_message_bytes, max_file_size=self.max_file_size)
 
     @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @property
     def topic_configs(self) -> dict[str, str]:
         """Configuration of every topic filestream creates.
 
@@ -434,8 +570,73 @@ class Settings:
         return max(4 * 1024**2, 2 * self.chunk_size + 64 * 1024)
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None, *, config_file: str | None = None) -> Settings:
+    """The settings from ``environ`` (default: the process environment), over an OpenMSIStream config file.
+
+    ``config_file`` (the commands' ``--config``) or ``FILESTREAM_CONFIG`` names the file; what it
+    says about S3 reaches boto3 as the standard AWS variables, set in the process environment
+    when that is what the settings are read from.
+    """
+    process_environment = environ is None
     environ = os.environ if environ is None else environ
+    config_file = config_file or environ.get(f"{PREFIX}CONFIG", "")
+    if not config_file.strip():
+        return _load(environ)
+    merged, origins = _with_config_file(Path(config_file).expanduser(), environ, process_environment)
+    try:
+        return _load(merged)
+    except SettingsError as exc:
+        sources = [f"{variable} comes from {origin}" for variable, origin in origins.items() if variable in str(exc)]
+        raise SettingsError("; ".join([str(exc), *sources])) from None
+
+
+def _with_config_file(
+    path: Path, environ: Mapping[str, str], process_environment: bool
+) -> tuple[dict[str, str], dict[str, str]]:
+    """``environ`` with the config file's values wherever it sets none; and where each of those came from."""
+    try:
+        found = read_openmsistream_config(path, environ)
+    except ConfigFileError as exc:
+        raise SettingsError(f"{PREFIX}CONFIG / --config: {exc}") from None
+    from_file = {PREFIX + name.upper(): value for name, value in found.settings.items()}
+    origins = {PREFIX + name.upper(): origin for name, origin in found.origins.items() if name in found.settings}
+    # A password given either way in the environment replaces the file's.
+    if environ.get(f"{PREFIX}SASL_PASSWORD") or environ.get(f"{PREFIX}SASL_PASSWORD_FILE"):
+        from_file.pop(f"{PREFIX}SASL_PASSWORD", None)
+    applied = {variable: value for variable, value in from_file.items() if not environ.get(variable)}
+    aws = found.aws_applicable(environ)
+    if found.not_understood:
+        log.warning("%s: not understood, not used: %s", path, ", ".join(found.not_understood))
+    if found.handled_by_filestream:
+        log.info("%s: set by filestream itself, not taken: %s", path, ", ".join(found.handled_by_filestream))
+    overridden = sorted((set(from_file) - set(applied)) | (set(found.aws) - set(aws)))
+    if overridden:
+        log.info("%s: the environment sets %s, which win over the file", path, ", ".join(overridden))
+    merged = {**environ, **applied, f"{PREFIX}CONFIG": str(path)}
+    if process_environment:
+        os.environ.update(aws)  # boto3 reads these itself, from the process environment
+    else:
+        merged.update(aws)
+    return merged, {variable: origins[variable] for variable in applied}
+
+
+def config_file_argument(argv: Sequence[str]) -> str | None:
+    """The value of ``--config FILE`` / ``--config=FILE`` on a command line, if any.
+
+    The commands run inside the app, which ``faust -A app`` builds from the settings before
+    click parses the command's options; so the app takes the file from its command line itself.
+    """
+    for index, argument in enumerate(argv):
+        if argument == "--":
+            break
+        if argument == "--config" and index + 1 < len(argv):
+            return argv[index + 1]
+        if argument.startswith("--config="):
+            return argument.removeprefix("--config=")
+    return None
+
+
+def _load(environ: Mapping[str, str]) -> Settings:
     values = {}
     for setting in SETTINGS:
         raw = environ.get(setting.variable, setting.default)
@@ -443,7 +644,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             values[setting.field] = setting.parse(raw)
         except ValueError as exc:
             raise SettingsError(f"{setting.variable}: {exc}") from None
-    settings = Settings(**values)
+    settings = _with_sasl_password(Settings(**values))
+    _check_broker_security(settings)
     if settings.heartbeat_interval >= settings.session_timeout:
         raise SettingsError(
             f"{PREFIX}HEARTBEAT_INTERVAL ({settings.heartbeat_interval}) must be shorter than "
@@ -462,6 +664,58 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"{PREFIX}S3_PART_SIZE ({settings.s3_part_size})"
         )
     return settings
+
+
+def _with_sasl_password(settings: Settings) -> Settings:
+    if settings.sasl_password_file is None:
+        return settings
+    if settings.sasl_password:
+        raise SettingsError(f"set {PREFIX}SASL_PASSWORD or {PREFIX}SASL_PASSWORD_FILE, not both")
+    password = read_secret_file(settings.sasl_password_file, f"{PREFIX}SASL_PASSWORD_FILE")
+    return replace(settings, sasl_password=Secret(password))
+
+
+def read_secret_file(path: Path, variable: str) -> str:
+    """A password kept in a file, as editors save it: one trailing newline is not part of it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{variable}: cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    password = text.removesuffix("\n").removesuffix("\r")
+    if not password:
+        raise SettingsError(f"{variable}: {path} is empty")
+    return password
+
+
+def _check_broker_security(settings: Settings) -> None:
+    """Combinations that cannot work, caught at start instead of as a refused connection later."""
+    protocol = f"{PREFIX}SECURITY_PROTOCOL is {settings.security_protocol}"
+    if settings.uses_sasl:
+        if not settings.sasl_username:
+            raise SettingsError(f"{protocol}: set {PREFIX}SASL_USERNAME")
+        if not settings.sasl_password:
+            raise SettingsError(f"{protocol}: set {PREFIX}SASL_PASSWORD or {PREFIX}SASL_PASSWORD_FILE")
+    elif settings.sasl_username or settings.sasl_password:
+        raise SettingsError(
+            f"a SASL user is set but {protocol}, which sends none: set it to SASL_SSL (or SASL_PLAINTEXT)"
+        )
+    tls_files = {
+        "SSL_CA_FILE": settings.ssl_ca_file,
+        "SSL_CERT_FILE": settings.ssl_cert_file,
+        "SSL_KEY_FILE": settings.ssl_key_file,
+        "SSL_KEY_PASSWORD_FILE": settings.ssl_key_password_file,
+    }
+    for name, path in tls_files.items():
+        if path is None:
+            continue
+        if not settings.uses_tls:
+            raise SettingsError(f"{PREFIX}{name} is set but {protocol}, which uses no TLS: set it to SSL or SASL_SSL")
+        if not path.is_file():
+            raise SettingsError(f"{PREFIX}{name}: no such file: {path}")
+    if settings.ssl_key_file is not None and settings.ssl_cert_file is None:
+        raise SettingsError(f"{PREFIX}SSL_KEY_FILE is set: set {PREFIX}SSL_CERT_FILE to its certificate")
+    if settings.ssl_key_password_file is not None and settings.ssl_cert_file is None:
+        raise SettingsError(f"{PREFIX}SSL_KEY_PASSWORD_FILE is set: set {PREFIX}SSL_CERT_FILE and its key")
 
 
 def _check_openmsistream_intake(settings: Settings) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from client.discovery import PathFilter, discover, log_rejection
+from client.kafka_security import check_broker_access
 from client.progress import progress_for
 from client.registry import Registry
 from client.uploader import Uploader, UploadOptions, upload_once
@@ -59,7 +60,11 @@ async def upload_and_report(settings: Settings, request: UploadRequest, say: Cal
 
 
 async def watch_and_upload(settings: Settings, request: UploadRequest, *, settle: float, poll_interval: float) -> None:
-    """Keep uploading new and changed files until cancelled (Ctrl-C or SIGTERM stop the Faust command)."""
+    """Keep uploading new and changed files until cancelled (Ctrl-C or SIGTERM stop the Faust command).
+
+    Refused credentials end it at once (BrokerAccessError), not when the first file has settled.
+    """
+    await check_broker_access(settings, timeout=request.options.ack_timeout)
     async with _session(settings, request.options) as (registry, uploader):
         await watch(
             uploader,

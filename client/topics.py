@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
+from client.kafka_security import client_options
 from settings import PREFIX, Settings
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ async def ensure_topics(settings: Settings, *, request_timeout: float = 30.0) ->
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers,
         request_timeout_ms=int(request_timeout * 1000),
+        **client_options(settings),
     )
     await admin.start()
     try:
@@ -65,6 +67,8 @@ async def ensure_topics(settings: Settings, *, request_timeout: float = 30.0) ->
             f"--add-config max.message.bytes={settings.max_message_bytes}"
         )
     for description in descriptions:
+        if description.get("error_code"):
+            raise for_code(description["error_code"])(f"cannot describe topic {description['topic']}")
         found = len(description["partitions"])
         if found != settings.partitions:
             raise TopicMismatch(

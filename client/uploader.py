@@ -29,10 +29,16 @@ from functools import partial
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    KafkaError,
+    TopicAuthorizationFailedError,
+)
 
 from client.chunking import DEFAULT_KEEP_LIMIT, ChunkPayloads, FileChangedError, ScannedFile, chunk_record, scan_file
 from client.discovery import LocalFile, Rejected
+from client.kafka_security import BrokerAccessError, check_broker_access, client_options
 from client.registry import Registry
 from client.topics import TopicMismatch, ensure_topics
 from logs import file_fields
@@ -43,6 +49,8 @@ log = logging.getLogger(__name__)
 
 # Broker trouble that a retry may cure; OSError covers refused and reset connections.
 BROKER_ERRORS = (KafkaError, OSError)
+# The broker's ACLs refuse this user something: no retry cures that.
+AUTHORIZATION_ERRORS = (TopicAuthorizationFailedError, GroupAuthorizationFailedError, ClusterAuthorizationFailedError)
 
 
 @dataclass(frozen=True)
@@ -118,7 +126,20 @@ def kafka_producer(settings: Settings, options: UploadOptions) -> AIOKafkaProduc
         enable_idempotence=False,
         max_request_size=settings.max_message_bytes,
         request_timeout_ms=int(options.ack_timeout * 1000),
+        **client_options(settings),
     )
+
+
+async def prepare_broker(settings: Settings, *, request_timeout: float) -> None:
+    """Before the producer: stop on credentials the brokers refuse (BrokerAccessError), then create the topics."""
+    await check_broker_access(settings, timeout=request_timeout)
+    await ensure_topics(settings, request_timeout=request_timeout)
+
+
+def not_authorized(settings: Settings, error: BaseException, action: str, grant: str) -> str:
+    who = f"user {settings.sasl_username!r}" if settings.uses_sasl else "this client"
+    code = getattr(error, "message", type(error).__name__)  # aiokafka's name of the error code
+    return f"broker {','.join(settings.bootstrap_servers)} does not allow {who} to {action} ({code}): {grant}"
 
 
 class ByteBudget:
@@ -175,7 +196,7 @@ class Uploader:
         self.options = options
         self.progress = progress
         self._producer_factory = producer_factory or partial(kafka_producer, settings, options)
-        self._prepare_topics = prepare_topics or partial(ensure_topics, settings, request_timeout=options.ack_timeout)
+        self._prepare_topics = prepare_topics or partial(prepare_broker, settings, request_timeout=options.ack_timeout)
         self._producer: ProducerLike | None = None
         self._topics_ready = False
         self._budget = ByteBudget(options.max_in_flight_bytes)
@@ -194,7 +215,11 @@ class Uploader:
             self._producer = None
 
     async def upload(self, files: Sequence[LocalFile]) -> list[FileResult]:
-        """Send ``files``; one result per file, in order.  Never raises for a per-file or broker problem."""
+        """Send ``files``; one result per file, in order.
+
+        Never raises for a per-file problem or a broker outage; raises BrokerAccessError when
+        the brokers refuse the credentials or the ACLs refuse the user, which ends the run.
+        """
         self._results = {}
         self._queue = deque(files)
         self._reads = {}
@@ -359,7 +384,8 @@ class Uploader:
         """Create the topics (again after trouble: a restarted dev broker forgets them) and start the producer.
 
         A failure is left in ``_broker_error`` for :meth:`_recover`; a topic set up
-        wrongly is not something a retry cures, so it aborts at once.
+        wrongly is not something a retry cures, so it aborts at once, and refused
+        credentials or ACLs end the run (BrokerAccessError).
         """
         try:
             if not self._topics_ready:
@@ -375,6 +401,10 @@ class Uploader:
                 self._producer = producer
         except TopicMismatch as exc:
             raise UploadAborted(str(exc)) from exc
+        except AUTHORIZATION_ERRORS as exc:
+            action = f"create and describe its topics ({exc})"
+            grant = "an ACL must allow it CREATE and DESCRIBE on them, or an administrator creates them"
+            raise BrokerAccessError(not_authorized(self.settings, exc, action, grant)) from exc
         except BROKER_ERRORS as exc:
             self._broker_error = exc
 
@@ -384,6 +414,10 @@ class Uploader:
 
     async def _recover(self) -> None:
         """Retry, with growing pauses, until the broker has taken every failed chunk; else :class:`UploadAborted`."""
+        if isinstance(self._broker_error, AUTHORIZATION_ERRORS):
+            action = f"write to topic {self.settings.chunks_topic}"
+            grant = "an ACL must allow it WRITE (and DESCRIBE) on that topic"
+            raise BrokerAccessError(not_authorized(self.settings, self._broker_error, action, grant))
         await self._drain()
         for attempt in range(1, self.options.retries + 1):
             if self._broker_error is None:

@@ -23,6 +23,7 @@ from app import app, settings
 from client.download_plan import LAYOUTS, DownloadPlanError, Selection
 from client.downloader import DownloadRequest, run_download
 from commands.base import Command
+from commands.config_file import config_option
 from models.identity import InvalidIdentity, validate_source
 from settings import PREFIX
 from storage.local import UnsafeDestination
@@ -91,6 +92,7 @@ def _regex(ctx: click.Context, param: click.Parameter, value: str | None) -> re.
         metavar="N",
         help=f"Files downloaded in parallel [default: {PREFIX}S3_THREADS].",
     ),
+    config_option,
     base=Command,
 )
 async def download(

@@ -25,8 +25,10 @@ import click
 from faust.cli import AppCommand, argument
 
 from agents.processors import reprocess_topic, runtimes
-from app import app, settings
+from app import app, kafka_security, settings
+from client.kafka_security import exit_unless_brokers_accept
 from commands.base import Command
+from commands.config_file import config_option
 from settings import PREFIX
 
 
@@ -39,9 +41,10 @@ def _registered(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return value
 
 
-@app.command(argument("processor_name", metavar="PROCESSOR", callback=_registered), base=Command)
+@app.command(argument("processor_name", metavar="PROCESSOR", callback=_registered), config_option, base=Command)
 async def reprocess(self: AppCommand, processor_name: str) -> Any:
     """Re-run a processor or reproducer on the files it failed on, on every worker."""
+    await exit_unless_brokers_accept(settings, kafka_security, "filestream reprocess")
     # Created here too, with the right partition count, in case no worker has started yet.
     await reprocess_topic.maybe_declare()
     name = processor_name.encode("utf-8")

@@ -20,6 +20,7 @@ from faust.cli import AppCommand, option
 from app import app, settings
 from client.workers import WorkerUnavailable, cluster_summary, get_json, worker_urls
 from commands.base import Command
+from commands.config_file import config_option
 from tables.transfer_state import State
 from web.paging import MAX_LIMIT
 
@@ -94,6 +95,7 @@ def state_counts(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
         show_default=True,
         help="Web address of any worker of the app: it names the others.",
     ),
+    config_option,
     base=Command,
 )
 async def transfers(self: AppCommand, csv_path: Path, url: str) -> None:

@@ -16,9 +16,11 @@ from faust.cli import AppCommand, argument, option
 
 from app import app, settings
 from client.discovery import PathFilter
+from client.kafka_security import BrokerAccessError
 from client.session import UploadRequest, default_source_name, upload_and_report, watch_and_upload
 from client.uploader import UploadOptions, largest_chunk_size
 from commands.base import Command
+from commands.config_file import config_option
 from models.identity import InvalidIdentity, validate_source
 from settings import PREFIX, parse_size
 
@@ -124,6 +126,7 @@ def _positive(ctx: click.Context, param: click.Parameter, value: float) -> float
         callback=_positive,
         help="Seconds to wait for the broker to acknowledge a request before it counts as failed.",
     ),
+    config_option,
     base=Command,
 )
 async def upload(
@@ -155,9 +158,13 @@ async def upload(
         path_filter=PathFilter.compile(include, exclude),
         options=UploadOptions(chunk_size=chunk_size, retries=retries, ack_timeout=timeout),
     )
-    if watch:
-        await watch_and_upload(settings, request, settle=settle, poll_interval=poll)
-        return
-    status = await upload_and_report(settings, request, self.say)
+    try:
+        if watch:
+            await watch_and_upload(settings, request, settle=settle, poll_interval=poll)
+            return
+        status = await upload_and_report(settings, request, self.say)
+    except BrokerAccessError as exc:
+        # Refused credentials or ACLs: every retry would be refused too.
+        raise SystemExit(f"filestream upload: {exc}") from None
     if status:
         raise SystemExit(status)

@@ -25,11 +25,13 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from client.kafka_security import client_options
 from devstack.kafka import TOOLS, KafkaUnavailable, tool_argv
 from devstack.processes import child_env
 from devstack.sample import write_sample
 from devstack.stack import BROKERS, DEFAULT_BROKER, DEFAULT_BROKER_PORT, DEFAULT_S3_PORT, DevStack
 from devstack.worker import FAUST, PROJECT_ROOT, Worker
+from settings import Settings, load_settings
 
 log = logging.getLogger("devstack")
 
@@ -108,9 +110,14 @@ def _wait_for_transfers(worker: Worker, files: list[str], timeout: float) -> dic
     return states
 
 
-async def _read_metadata(bootstrap: str, topic: str, files: list[str], timeout: float) -> dict[str, dict]:
-    """The metadata message of each file, read from the start of the metadata topic."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+async def _read_metadata(settings: Settings, files: list[str], timeout: float) -> dict[str, dict]:
+    """The metadata message of each file, read from the start of the metadata topic, as the worker's settings say."""
+    consumer = AIOKafkaConsumer(
+        settings.metadata_topic,
+        bootstrap_servers=settings.bootstrap_servers,
+        auto_offset_reset="earliest",
+        **client_options(settings),
+    )
     await consumer.start()
     messages: dict[str, dict] = {}
     try:
@@ -157,7 +164,7 @@ def run_demo(args: argparse.Namespace) -> int:
             identities = [f"demo/{name}" for name in sorted(sizes)]
             transfers = _wait_for_transfers(worker, identities, timeout=120)
             transferred = time.monotonic() - started
-            metadata = asyncio.run(_read_metadata(stack.bootstrap_servers, "filestream-metadata", identities, 30))
+            metadata = asyncio.run(_read_metadata(load_settings(child_env(env)), identities, 30))
             print(f"\n{'file':28} {'bytes':>9}  {'output dir':15} {'S3':8} metadata")
             for name, identity in zip(sorted(sizes), identities, strict=True):
                 verdict = {True: "byte-identical", False: "DIFFERENT"}.get(arrived.get(name), "missing")

@@ -11,7 +11,10 @@ cluster quick without changing what clients see: no initial rebalance delay, sma
 segments and an eager log cleaner so compaction can be watched within seconds, and topic
 auto-creation off as on a well-run production cluster (every filestream client creates
 the topics it needs).  Extra listeners (SASL_SSL with SCRAM users and an authorizer, for
-the authentication tests) come in through :class:`Listener` and ``extra_properties``.
+the authentication tests) come in through :class:`Listener` and ``extra_properties``:
+:func:`tls_listener_properties` and :func:`authorizer_properties` write those properties, and
+:meth:`KafkaCluster.run_tool` runs Kafka's own tools (ACLs) against the cluster.  The
+inter-broker and controller listeners stay PLAINTEXT on loopback.
 """
 
 from __future__ import annotations
@@ -113,6 +116,57 @@ class Listener:
     ports: tuple[int, ...]
 
 
+@dataclass(frozen=True)
+class ScramUser:
+    """A SCRAM user created when the storage is formatted (StorageTool ``--add-scram``)."""
+
+    name: str
+    password: str
+    mechanism: str = "SCRAM-SHA-512"
+
+    @property
+    def storage_credential(self) -> str:
+        return f"{self.mechanism}=[name={self.name},password={self.password}]"
+
+    @property
+    def principal(self) -> str:
+        return f"User:{self.name}"
+
+
+SCRAM_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
+STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+# Connections on the PLAINTEXT inter-broker and controller listeners authenticate as ANONYMOUS; with an
+# authorizer on, the brokers and the controller must be allowed everything, or the node cannot even start.
+INTERNAL_PRINCIPAL = "User:ANONYMOUS"
+
+
+def tls_listener_properties(listener: Listener, keystore: Path, *, client_ca: Path | None = None) -> dict[str, str]:
+    """Broker properties of a TLS listener (SSL or SASL_SSL): a PEM key store; SCRAM for SASL_SSL.
+
+    ``keystore`` holds the PKCS#8 private key followed by its certificate chain, as Kafka's
+    ``ssl.keystore.type=PEM`` reads it.  With ``client_ca``, clients must present a certificate
+    that CA signed (mutual TLS).
+    """
+    prefix = f"listener.name.{listener.name.lower()}."
+    properties = {f"{prefix}ssl.keystore.type": "PEM", f"{prefix}ssl.keystore.location": str(keystore)}
+    if listener.protocol == "SASL_SSL":
+        properties[f"{prefix}sasl.enabled.mechanisms"] = ",".join(SCRAM_MECHANISMS)
+        for mechanism in SCRAM_MECHANISMS:
+            properties[f"{prefix}{mechanism.lower()}.sasl.jaas.config"] = (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            )
+    if client_ca is not None:
+        properties[f"{prefix}ssl.truststore.type"] = "PEM"
+        properties[f"{prefix}ssl.truststore.location"] = str(client_ca)
+        properties[f"{prefix}ssl.client.auth"] = "required"
+    return properties
+
+
+def authorizer_properties(super_users: Sequence[str]) -> dict[str, str]:
+    """Kafka's KRaft authorizer: only ``super_users`` (and the nodes themselves) may do what no ACL allows."""
+    return {"authorizer.class.name": STANDARD_AUTHORIZER, "super.users": ";".join([INTERNAL_PRINCIPAL, *super_users])}
+
+
 @dataclass
 class KafkaCluster:
     """``nodes`` KRaft nodes on loopback, each controller and broker, with its own data dir and log."""
@@ -185,6 +239,16 @@ class KafkaCluster:
     def stop(self) -> None:
         stop_together(self.processes.values())
         self.processes.clear()
+
+    def run_tool(self, tool: str, args: Sequence[str]) -> str:
+        """Run one of Kafka's tools (:data:`TOOLS`) against the PLAINTEXT listener; its output, or KafkaUnavailable."""
+        command = tool_argv(tool, ["--bootstrap-server", self.bootstrap_servers, *args], self._classpath)
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            # The tools print their whole client configuration first; the reason is at the end.
+            output = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
+            raise KafkaUnavailable(f"kafka {tool} {' '.join(args)} failed (exit {result.returncode}):\n{output}")
+        return result.stdout
 
     def __enter__(self) -> KafkaCluster:
         return self.start()

@@ -7,10 +7,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from aiokafka.errors import KafkaConnectionError, NodeNotReadyError
+from aiokafka.errors import KafkaConnectionError, NodeNotReadyError, TopicAuthorizationFailedError
 
 import client.uploader
 from client.discovery import discover
+from client.kafka_security import BrokerAccessError
 from client.registry import Registry
 from client.topics import TopicMismatch
 from client.uploader import ByteBudget, Outcome, Uploader, UploadOptions
@@ -334,3 +335,37 @@ def test_broker_retries_pause_a_random_time_up_to_a_doubling_ceiling():
         # Spread over the whole range, not the same pause for every uploader.
         assert min(pauses) < 0.1 * ceiling and max(pauses) > 0.9 * ceiling
         assert len(set(pauses)) == len(pauses)
+
+
+class AclRefusingBroker(FakeBroker):
+    """A broker whose ACLs let the user connect and describe, but not write to the chunk topic."""
+
+    def _answer(self, future: asyncio.Future, key: bytes, value: bytes) -> None:
+        self.unacked_bytes -= len(value)
+        future.set_exception(TopicAuthorizationFailedError("filestream-chunks"))
+
+
+def test_a_topic_the_acls_refuse_ends_the_upload_at_once_naming_it(tmp_path, tree):
+    broker = AclRefusingBroker()
+    with pytest.raises(BrokerAccessError) as refused:
+        run_upload(tmp_path, broker, tree, retries=5)
+    assert "to write to topic filestream-chunks (TOPIC_AUTHORIZATION_FAILED)" in str(refused.value)
+    assert "WRITE" in str(refused.value)
+    assert broker.connects == 1  # not retried
+    with Registry.in_data_dir(tmp_path / "data", "filestream-chunks") as registry:
+        assert all(registry.sent(file.file_id) is None for file in discover([tree], "host").files)
+
+
+def test_topics_the_acls_do_not_let_it_create_end_the_upload(tmp_path, tree):
+    broker = FakeBroker()
+
+    async def refused() -> None:
+        broker.connects += 1
+        raise TopicAuthorizationFailedError("cannot create topic filestream-chunks")
+
+    broker.prepare_topics = refused
+    with pytest.raises(
+        BrokerAccessError, match="create and describe its topics .*cannot create topic filestream-chunks"
+    ):
+        run_upload(tmp_path, broker, tree, retries=5)
+    assert broker.connects == 1
