@@ -97,6 +97,10 @@ app = FilestreamApp(
     producer_max_request_size=settings.max_message_bytes,
     consumer_max_fetch_size=settings.max_message_bytes,
     broker_max_poll_records=64,
+    # A topic created a moment before the consumer subscribes may be missing from the broker's
+    # metadata then; aiokafka only looks again at its next metadata refresh, which is 5 minutes
+    # by default, and until then the worker owns no partition of that topic.
+    consumer_metadata_max_age_ms=5000,
     # Every step is idempotent and no offset is committed before its file is settled, so a
     # stopping worker need not drain its stream buffers (waiting for that can hang forever),
     # and a rebalance need not wait for handlers: a handler whose partition was revoked

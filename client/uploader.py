@@ -121,9 +121,9 @@ def kafka_producer(settings: Settings, options: UploadOptions) -> AIOKafkaProduc
         bootstrap_servers=settings.bootstrap_servers,
         client_id="filestream-uploader",
         acks="all",
-        # The development broker has no idempotent producer; the duplicates a retry can
-        # cause are harmless because consumers place chunks by index.
-        enable_idempotence=False,
+        # Kafka's idempotent producer keeps a retried batch from landing twice; the development
+        # broker has none (and there the duplicates are harmless: consumers place chunks by index).
+        enable_idempotence=not settings.dev_broker,
         max_request_size=settings.max_message_bytes,
         request_timeout_ms=int(options.ack_timeout * 1000),
         **client_options(settings),
