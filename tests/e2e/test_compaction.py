@@ -29,8 +29,8 @@ CHUNKS_PER_FILE = 4
 SEGMENT_ROLL = 10.0
 
 
-async def records_in(bootstrap: str, topic: str) -> tuple[int, int]:
-    """(records, distinct keys) in partition 0 of ``topic``: what a restore reads."""
+async def records_in(bootstrap: str, topic: str) -> tuple[int, int, int]:
+    """(records ever written, records left, distinct keys) in partition 0 of ``topic``; a restore reads those left."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -43,7 +43,7 @@ async def records_in(bootstrap: str, topic: str) -> tuple[int, int]:
             for batch in (await consumer.getmany(partition, timeout_ms=1000)).values():
                 records += len(batch)
                 keys.update(record.key for record in batch)
-        return records, len(keys)
+        return end, records, len(keys)
     finally:
         await consumer.stop()
 
@@ -64,14 +64,14 @@ def test_a_fresh_worker_restores_a_compacted_changelog(start_worker, dev_stack: 
     wait_for_files(output, files, stall_timeout=120, workers=[first])
 
     changelog = f"{env['FILESTREAM_APP_ID']}-assemblies-changelog"
-    written, live = asyncio.run(records_in(dev_stack.bootstrap_servers, changelog))
+    written, _, live = asyncio.run(records_in(dev_stack.bootstrap_servers, changelog))
     assert live == FILES and written >= FILES * (CHUNKS_PER_FILE + 1)
     # A later file rolls the segment that holds the history, which the cleaner may then compact.
     time.sleep(SEGMENT_ROLL + 1)
     asyncio.run(produce_chunks(env, file_messages({"history/last.bin": b"last"}, chunk_size=4)))
     wait_for_files(output, {"history/last.bin": b"last"}, workers=[first])
     compacted = poll(
-        lambda: (n := asyncio.run(records_in(dev_stack.bootstrap_servers, changelog)))[0] < written / 2 and n,
+        lambda: (n := asyncio.run(records_in(dev_stack.bootstrap_servers, changelog)))[1] < written / 2 and n,
         60,
         "the log cleaner to compact the assembly changelog",
         interval=2,
@@ -84,7 +84,7 @@ def test_a_fresh_worker_restores_a_compacted_changelog(start_worker, dev_stack: 
     fresh.wait_ready(timeout=120)
     restored_in = time.monotonic() - started
     assert fresh.get_json("/filestream/tables/digest/")["assemblies"] == digest
-    records, keys = compacted
+    written, records, keys = compacted
     log.info(
         "assembly changelog: %d records written for %d files; %d left after compaction for %d live keys; "
         "a fresh worker restored it and was ready in %.1f s",

@@ -49,6 +49,7 @@ def test_kafkas_console_consumer_reads_the_completed_topic(delivered: dict[str, 
     command += ["--max-messages", str(len(FILES)), "--property", "print.key=true", "--timeout-ms", "30000"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
-    events = {line.split("\t", 1)[0]: json.loads(line.split("\t", 1)[1]) for line in result.stdout.splitlines()}
-    assert set(events) == {f"lab/{name}" for name in FILES}
+    lines = [line.split("\t", 1) for line in result.stdout.splitlines() if "\t" in line]
+    events = {key: json.loads(value) for key, value in lines}
+    assert set(events) == {f"lab/{name}" for name in FILES}, result.stdout
     assert {event["status"] for event in events.values()} == {"completed"}
