@@ -395,7 +395,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("partial_file_timeout", "3600", parse_seconds, "Seconds without a chunk before a partial file expires."),
     Setting(
-        "s3_enabled", "true", parse_bool, "Transfer completed files to S3; their chunk payloads are kept until then."
+        "s3_enabled", "true", parse_bool, "Transfer completed files to S3; their spooled bytes are kept until then."
     ),
     Setting("s3_bucket", "filestream", parse_text, "Bucket completed files are transferred to."),
     Setting("s3_prefix", "", parse_text, "Key prefix inside the bucket."),
