@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,13 +22,37 @@ class Sent:
     headers: dict[str, bytes]
 
 
+class NextCalls:
+    """What happens at a fake's next calls, by the call's name: one action per call, run before the fake answers.
+
+    An action may raise, and the call fails with it; or change the world the call happens in.
+    """
+
+    def __init__(self) -> None:
+        self._actions: dict[str, list[Callable[[], None]]] = {}
+
+    def do(self, call: str, action: Callable[[], None]) -> None:
+        self._actions.setdefault(call, []).append(action)
+
+    def fail(self, call: str, exc: Exception) -> None:
+        def raise_it() -> None:
+            raise exc
+
+        self.do(call, raise_it)
+
+    def happen(self, call: str) -> None:
+        actions = self._actions.get(call)
+        if actions:
+            actions.pop(0)()
+
+
 class RecordingTopic:
     """A topic that keeps what the agents send to it, as Faust's ``Topic.send`` is called, instead of producing it."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.sent: list[Sent] = []
-        self.refusals: list[Exception] = []
+        self.next_calls = NextCalls()
 
     def get_topic_name(self) -> str:
         return self.name
@@ -44,16 +69,11 @@ class RecordingTopic:
         headers: list[tuple[str, bytes]] | None = None,
     ) -> asyncio.Future[None]:
         """Kept at once; the future stands for the broker's acknowledgement, as ``Topic.send`` returns it."""
-        if self.refusals:
-            raise self.refusals.pop(0)
+        self.next_calls.happen("send")
         self.sent.append(Sent(key, value, partition, dict(headers or [])))
         acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         acknowledged.set_result(None)
         return acknowledged
-
-    def refuse_next(self, exc: Exception) -> None:
-        """The next send raises ``exc`` and keeps nothing."""
-        self.refusals.append(exc)
 
     def events(self) -> list[FileEvent]:
         return [FileEvent.loads(sent.value) for sent in self.sent]
@@ -61,15 +81,14 @@ class RecordingTopic:
 
 @dataclass
 class FakeS3:
-    """S3 as the transfer driver asks it (tables.transfer_driver.S3Calls): objects by file key, failures on demand.
+    """S3 as the transfer driver asks it (tables.transfer_driver.S3Calls): objects by file key.
 
-    ``failures`` maps a call's name (``reachable``, ``upload``, ``verify``) to the exceptions its
-    next calls raise, one per call.
+    ``next_calls`` by the calls' names: ``reachable``, ``upload``, ``verify``.
     """
 
     objects: dict[bytes, bytes] = field(default_factory=dict)
-    failures: dict[str, list[Exception]] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
+    next_calls: NextCalls = field(default_factory=NextCalls)
 
     async def reachable(self) -> bool:
         self._answer("reachable")
@@ -90,14 +109,9 @@ class FakeS3:
             return "the object's CRC32 is not the recorded one"
         return None
 
-    def fail_next(self, call: str, exc: Exception) -> None:
-        self.failures.setdefault(call, []).append(exc)
-
     def _answer(self, call: str) -> None:
         self.calls.append(call)
-        pending = self.failures.get(call)
-        if pending:
-            raise pending.pop(0)
+        self.next_calls.happen(call)
 
 
 @dataclass

@@ -62,7 +62,7 @@ def test_a_malformed_record_goes_to_the_dead_letters_with_its_reason(run, outsid
 
 def test_an_unexpected_error_fails_the_file_and_the_agent_goes_on(run, outside, new_path):
     broken, next_one = new_path("broken.bin"), new_path("next.bin")
-    outside.completed.refuse_next(RuntimeError("the completed event could not be built"))
+    outside.completed.next_calls.fail("send", RuntimeError("the completed event could not be built"))
 
     messages = as_messages(make_chunks(DATA, path=broken) + make_chunks(DATA, path=next_one))
     events = run(reassemble(messages, partition=0))
@@ -78,6 +78,29 @@ def test_an_unexpected_error_fails_the_file_and_the_agent_goes_on(run, outside, 
     assert dead.headers["filestream.error.offset"] == str(events[9].message.offset).encode()
     assert (completed.path, completed.status) == (next_one, COMPLETED)
     assert Path(completed.output_path).read_bytes() == DATA
+
+
+def test_a_rebalance_while_a_record_is_handled_leaves_it_unacknowledged_and_writes_nothing_more(
+    run, outside, new_path, monkeypatch
+):
+    moved, next_one = new_path("moved.bin"), new_path("next.bin")
+    # The worker joins a new generation of the group while the completed event is being sent.
+    outside.completed.next_calls.do(
+        "send", lambda: monkeypatch.setattr(app, "consumer_generation_id", app.consumer_generation_id + 1)
+    )
+
+    events = run(reassemble(as_messages(make_chunks(DATA, path=moved) + make_chunks(DATA, path=next_one)), partition=0))
+
+    # The completion's last write (the state that says "completed") was refused: the partition's next owner
+    # gets the file's records again, and completes it itself.
+    state = assemblies.load(f"lab/{moved}".encode())
+    assert state is not None and state.status is Status.ASSEMBLING
+    assert not events[9].message.acked
+    assert outside.dead_letters.sent == []
+    assert [(event.path, event.status) for event in outside.completed.events()] == [
+        (moved, COMPLETED),
+        (next_one, COMPLETED),
+    ]
 
 
 def test_the_first_record_of_an_unsettled_file_is_held_until_the_file_settles(run, outside, new_path):

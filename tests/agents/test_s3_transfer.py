@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from agents import s3_transfer
-from app import settings
+from app import app, settings
 from tables.transfer_driver import S3Unanswered, TransferFailed
 from tables.transfer_record import TransferRecord
 from tables.transfer_state import State
@@ -70,7 +70,7 @@ def test_a_completed_event_drives_the_transfer_to_valid(run, outside, new_path):
 
 def test_an_unanswered_upload_leaves_the_transfer_pending_without_using_a_retry(run, outside, new_path, clock):
     completed = completed_file(run, outside, new_path("unanswered.bin"))
-    outside.s3.fail_next("upload", S3Unanswered("connection refused"))
+    outside.s3.next_calls.fail("upload", S3Unanswered("connection refused"))
 
     run(put_completed(completed))
 
@@ -88,7 +88,7 @@ def test_an_unanswered_upload_leaves_the_transfer_pending_without_using_a_retry(
 
 def test_a_failed_upload_uses_a_retry(run, outside, new_path, clock):
     completed = completed_file(run, outside, new_path("refused.bin"))
-    outside.s3.fail_next("upload", TransferFailed("S3Error: SlowDown"))
+    outside.s3.next_calls.fail("upload", TransferFailed("S3Error: SlowDown"))
 
     run(put_completed(completed))
 
@@ -119,9 +119,27 @@ LEFT_BY_A_BROKEN_CALL: dict[str, Callable[[TransferRecord], bool]] = {
 def test_an_unexpected_error_of_s3_is_contained_and_the_next_event_is_handled(run, outside, new_path, call):
     broken = completed_file(run, outside, new_path("broken.bin"))
     healthy = completed_file(run, outside, new_path("healthy.bin"))
-    outside.s3.fail_next(call, RuntimeError("the fake S3 broke"))
+    outside.s3.next_calls.fail(call, RuntimeError("the fake S3 broke"))
 
     run(put_completed(broken, healthy))
 
     assert LEFT_BY_A_BROKEN_CALL[call](transfer_of(broken.key)), transfer_of(broken.key)
     assert transfer_of(healthy.key).transfer.state is State.VALID
+
+
+def test_a_rebalance_during_the_upload_writes_nothing_more_and_the_agent_goes_on(run, outside, new_path, monkeypatch):
+    moved, next_one = (
+        completed_file(run, outside, new_path("moved.bin")),
+        completed_file(run, outside, new_path("next.bin")),
+    )
+    # The worker joins a new generation of the group while the upload runs: its event's assignment is gone.
+    outside.s3.next_calls.do(
+        "upload", lambda: monkeypatch.setattr(app, "consumer_generation_id", app.consumer_generation_id + 1)
+    )
+
+    run(put_completed(moved, next_one))
+
+    assert outside.s3.objects[moved.key] == DATA
+    # As the revoked assignment left it: the partition's next owner finds it interrupted, and resumes it.
+    assert transfer_of(moved.key).transfer.state is State.TRANSFERRING
+    assert transfer_of(next_one.key).transfer.state is State.VALID
