@@ -80,6 +80,25 @@ def test_an_unexpected_error_fails_the_file_and_the_agent_goes_on(run, outside, 
     assert Path(completed.output_path).read_bytes() == DATA
 
 
+def test_a_broker_refusing_the_failed_event_too_leaves_the_record_unacknowledged_and_the_agent_goes_on(
+    run, outside, new_path
+):
+    broken, next_one = new_path("broken.bin"), new_path("next.bin")
+    outside.completed.next_calls.fail("send", RuntimeError("the broker refused the completed event"))
+    outside.completed.next_calls.fail("send", RuntimeError("the broker refused the failed event"))
+
+    events = run(
+        reassemble(as_messages(make_chunks(DATA, path=broken) + make_chunks(DATA, path=next_one)), partition=0)
+    )
+
+    # Nothing could be said about the file: its record comes again after a restart, and is handled then.
+    assert not events[9].message.acked
+    state = assemblies.load(f"lab/{broken}".encode())
+    assert state is not None and state.status is Status.ASSEMBLING
+    assert outside.dead_letters.sent == []
+    assert [(event.path, event.status) for event in outside.completed.events()] == [(next_one, COMPLETED)]
+
+
 def test_a_rebalance_while_a_record_is_handled_leaves_it_unacknowledged_and_writes_nothing_more(
     run, outside, new_path, monkeypatch
 ):
