@@ -2,44 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
-import time
+from pathlib import Path
 
 import orjson
 
 from app import app, settings
-from models.events import COMPLETED, FileEvent
+from models.events import FileEvent
 from processors.metadata import METADATA_REPRODUCER
 from processors.results import ProcessorResult, ResultStatus, result_key
 from tables.processor_results import load_result
 from tests.agents.in_process import running
+from tests.processors.completed import completed_event
 
 CSV = b"time,temperature\n0,20.5\n1,20.7\n"
 PARTITION = 2
-
-
-def completed_event(path: str, data: bytes) -> FileEvent:
-    """The event the reassembly announces for ``lab/path``, whose output file holds ``data``."""
-    now = time.time()
-    return FileEvent(
-        status=COMPLETED,
-        source="lab",
-        path=path,
-        generation=1,
-        file_hash=hashlib.sha256(data).hexdigest(),
-        file_size=len(data),
-        chunk_count=1,
-        first_chunk_at=now,
-        finished_at=now,
-        output_path=str(settings.output_dir / "lab" / path),
-    )
-
-
-def write_output(event: FileEvent, data: bytes) -> None:
-    assert event.output_path is not None
-    output = settings.output_dir / "lab" / event.path
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_bytes(data)
 
 
 def metadata_result(event: FileEvent) -> ProcessorResult | None:
@@ -52,8 +28,7 @@ async def put_completed(event: FileEvent) -> None:
 
 
 def test_the_metadata_reproducer_records_its_outcome_and_publishes_the_metadata(run, outside, new_path):
-    event = completed_event(new_path("readings.csv"), CSV)
-    write_output(event, CSV)
+    event = completed_event(settings.output_dir, CSV, path=new_path("readings.csv"))
 
     run(put_completed(event))
 
@@ -69,7 +44,10 @@ def test_the_metadata_reproducer_records_its_outcome_and_publishes_the_metadata(
 
 
 def test_a_file_missing_from_the_output_dir_fails_and_a_reprocess_request_runs_it_again(run, outside, new_path):
-    event = completed_event(new_path("late.csv"), CSV)
+    event = completed_event(settings.output_dir, CSV, path=new_path("late.csv"))
+    assert event.output_path is not None
+    output = Path(event.output_path)
+    output.unlink()  # removed from the output directory before the processor runs
 
     run(put_completed(event))
 
@@ -78,7 +56,7 @@ def test_a_file_missing_from_the_output_dir_fails_and_a_reprocess_request_runs_i
     assert failed.reason == f"output file {event.output_path} does not exist"
     assert outside.metadata.sent == []
 
-    write_output(event, CSV)
+    output.write_bytes(CSV)
 
     async def reprocess() -> None:
         async with running(app.agents["processor-reprocess"]) as agent:

@@ -18,16 +18,21 @@ from tests.agents.in_process import reassemble, running
 from tests.chunks import as_messages, make_chunks
 
 DATA = b"a file of forty bytes, in chunks of four"
+CHUNK_COUNT = len(make_chunks(DATA))
 PARTITION = 2
+
+
+def records_of(*paths: str) -> list[tuple[bytes, bytes]]:
+    """The chunk records of ``DATA`` as file ``lab/<path>``, one file after the other."""
+    return as_messages([chunk for path in paths for chunk in make_chunks(DATA, path=path)])
 
 
 def test_chunks_become_the_completed_event_the_output_file_and_the_transfer_record(run, outside, new_path):
     path = new_path("run/data.bin")
     key = f"lab/{path}".encode()
 
-    events = run(reassemble(as_messages(make_chunks(DATA, path=path)), partition=PARTITION))
+    run(reassemble(records_of(path), partition=PARTITION))
 
-    assert len(events) == 10
     [sent] = outside.completed.sent
     assert (sent.key, sent.partition) == (key, PARTITION)
     [event] = outside.completed.events()
@@ -64,8 +69,7 @@ def test_an_unexpected_error_fails_the_file_and_the_agent_goes_on(run, outside, 
     broken, next_one = new_path("broken.bin"), new_path("next.bin")
     outside.completed.next_calls.fail("send", RuntimeError("the completed event could not be built"))
 
-    messages = as_messages(make_chunks(DATA, path=broken) + make_chunks(DATA, path=next_one))
-    events = run(reassemble(messages, partition=0))
+    events = run(reassemble(records_of(broken, next_one), partition=0))
 
     failed, completed = outside.completed.events()
     assert (failed.path, failed.status) == (broken, FAILED)
@@ -75,7 +79,7 @@ def test_an_unexpected_error_fails_the_file_and_the_agent_goes_on(run, outside, 
     # The record whose handling broke (the last chunk of the broken file) is dead-lettered with the error.
     [dead] = outside.dead_letters.sent
     assert dead.headers["filestream.error.reason"] == b"error: RuntimeError: the completed event could not be built"
-    assert dead.headers["filestream.error.offset"] == str(events[9].message.offset).encode()
+    assert dead.headers["filestream.error.offset"] == str(events[CHUNK_COUNT - 1].message.offset).encode()
     assert (completed.path, completed.status) == (next_one, COMPLETED)
     assert Path(completed.output_path).read_bytes() == DATA
 
@@ -87,12 +91,10 @@ def test_a_broker_refusing_the_failed_event_too_leaves_the_record_unacknowledged
     outside.completed.next_calls.fail("send", RuntimeError("the broker refused the completed event"))
     outside.completed.next_calls.fail("send", RuntimeError("the broker refused the failed event"))
 
-    events = run(
-        reassemble(as_messages(make_chunks(DATA, path=broken) + make_chunks(DATA, path=next_one)), partition=0)
-    )
+    events = run(reassemble(records_of(broken, next_one), partition=0))
 
     # Nothing could be said about the file: its record comes again after a restart, and is handled then.
-    assert not events[9].message.acked
+    assert not events[CHUNK_COUNT - 1].message.acked
     state = assemblies.load(f"lab/{broken}".encode())
     assert state is not None and state.status is Status.ASSEMBLING
     assert outside.dead_letters.sent == []
@@ -108,13 +110,13 @@ def test_a_rebalance_while_a_record_is_handled_leaves_it_unacknowledged_and_writ
         "send", lambda: monkeypatch.setattr(app, "consumer_generation_id", app.consumer_generation_id + 1)
     )
 
-    events = run(reassemble(as_messages(make_chunks(DATA, path=moved) + make_chunks(DATA, path=next_one)), partition=0))
+    events = run(reassemble(records_of(moved, next_one), partition=0))
 
     # The completion's last write (the state that says "completed") was refused: the partition's next owner
     # gets the file's records again, and completes it itself.
     state = assemblies.load(f"lab/{moved}".encode())
     assert state is not None and state.status is Status.ASSEMBLING
-    assert not events[9].message.acked
+    assert not events[CHUNK_COUNT - 1].message.acked
     assert outside.dead_letters.sent == []
     assert [(event.path, event.status) for event in outside.completed.events()] == [
         (moved, COMPLETED),
@@ -156,7 +158,7 @@ def test_after_a_takeover_the_replayed_chunks_refill_the_spool_and_request_the_t
     """The partition goes and comes back (a rebalance); its chunks come again, the S3 transfer gets its bytes."""
     path = new_path("taken-over.bin")
     key = f"lab/{path}".encode()
-    messages = as_messages(make_chunks(DATA, path=path))
+    messages = records_of(path)
     tp = reassembly.chunk_partition(PARTITION)
 
     async def scenario() -> None:
