@@ -106,7 +106,13 @@ async def handle_record(event: Any) -> None:
     except Exception as exc:  # a record must never stop the agent
         log.exception("error handling the record at offset %d of partition %d", message.offset, message.partition)
         telemetry.chunk_rejected("error")
-        verdict = await fail_file_of(event, f"{type(exc).__name__}: {exc}")
+        try:
+            verdict = await fail_file_of(event, f"{type(exc).__name__}: {exc}")
+        except Exception:  # failing the file needs the broker too: leave the record unacknowledged, so it comes again
+            log.exception(
+                "cannot fail the file of the record at offset %d of partition %d", message.offset, message.partition
+            )
+            return
     try:
         if verdict.rejected:
             await send_to_dead_letters(event, verdict.rejected)
