@@ -110,7 +110,8 @@ class ProcessorRuntime:
 
     async def _publish(self, event: FileEvent, message: bytes) -> Outcome:
         topic = self.result_topic
-        assert topic is not None
+        if topic is None:
+            raise RuntimeError(f"{self.name} is a processor: it has no topic to publish to")
         try:
             await _declare_once(topic)
             await (await topic.send(key=event.file_id.key, value=message))

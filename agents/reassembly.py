@@ -14,6 +14,7 @@ its reason; an unexpected error while handling one fails its file, saying why.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -21,7 +22,6 @@ from typing import Any, TypeVar
 from faust.types import TP
 
 import telemetry
-
 from app import app, chunks_topic, completed_topic, dead_letter_topic, settings, transfer_requests_topic
 from models.events import FileEvent
 from models.identity import FileId, InvalidIdentity
@@ -148,10 +148,8 @@ async def fail_file_of(event: Any, reason: str) -> Verdict:
         return Verdict(settled=True, rejected=f"error: {reason}")
     state = assemblies.load(file_id.key)
     if state is not None and state.status is Status.ASSEMBLING:
-        try:
+        with contextlib.suppress(AssignmentLost):  # its next owner handles the record again
             await assembler.fail(file_id, state, f"error while handling a chunk: {reason}")
-        except AssignmentLost:
-            pass
     return Verdict(assembler.settled(file_id.key), rejected=f"error: {reason}", file_key=file_id.key)
 
 

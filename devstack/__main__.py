@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import hashlib
 import logging
-import os
 import shutil
 import signal
 import subprocess
@@ -68,9 +67,7 @@ def run_stack(args: argparse.Namespace) -> int:
 
 
 def run_kafka_tool(args: argparse.Namespace) -> int:
-    argv = tool_argv(args.tool, args.tool_args)
-    os.execv(argv[0], argv)
-    return 1  # not reached: execv replaces this process
+    return subprocess.run(tool_argv(args.tool, args.tool_args), check=False).returncode
 
 
 def _sha256(path: Path) -> str:

@@ -110,5 +110,4 @@ class Probe:
                 if answer != self._answer:
                     self._on_change(answer)
                 self._answer = answer
-            assert self._answer is not None
-            return self._answer
+            return bool(self._answer)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from faust.types import TP
 from hypothesis import given
 from hypothesis import strategies as st
 
-from faust.types import TP
 from transport import CommitHolds, committable_offset
 
 

@@ -1,4 +1,4 @@
-"""Standard Kafka tools read filestream's topics on the stack's broker as the README shows: kcat, the console consumer."""
+"""Kafka's own tools read filestream's topics on the stack's broker as the README shows: kcat, the console consumer."""
 
 from __future__ import annotations
 
