@@ -121,9 +121,10 @@ def kafka_producer(settings: Settings, options: UploadOptions) -> AIOKafkaProduc
         bootstrap_servers=settings.bootstrap_servers,
         client_id="filestream-uploader",
         acks="all",
-        # Kafka's idempotent producer keeps a retried batch from landing twice; the development
-        # broker has none (and there the duplicates are harmless: consumers place chunks by index).
-        enable_idempotence=not settings.dev_broker,
+        # Not idempotent: the duplicates a retry can cause are harmless (consumers place chunks by
+        # index), while an idempotent aiokafka producer retries a frozen broker on its own past
+        # --timeout, so the uploader could not report the outage and retry as it says it does.
+        enable_idempotence=False,
         max_request_size=settings.max_message_bytes,
         request_timeout_ms=int(options.ack_timeout * 1000),
         **client_options(settings),

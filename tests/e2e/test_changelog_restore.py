@@ -39,6 +39,8 @@ def test_fresh_worker_restores_every_table_entry_from_the_changelog(start_worker
     poll(lambda: files_total(first, "assembling") == 200, 60, "200 partial files on the first worker")
     # A finished file's spooled bytes stay until its S3 transfer is valid; the partial files' stay.
     poll(lambda: spooled(first) == 200, 30, "S3 to release the finished files' spooled bytes")
+    # And the metadata reproducer to record its 20 outcomes: the digest must be of a still table.
+    poll(lambda: entries(first, "processor-results") == 20, 30, "the metadata of the finished files")
     before = first.get_json("/filestream/tables/digest/")
     assert before["assemblies"]["entries"] == 220
     assert before["transfers"]["entries"] == 20
@@ -58,4 +60,8 @@ def test_fresh_worker_restores_every_table_entry_from_the_changelog(start_worker
 
 
 def spooled(worker) -> int:
-    return worker.get_json("/filestream/tables/digest/")["spool"]["entries"]
+    return entries(worker, "spool")
+
+
+def entries(worker, table: str) -> int:
+    return worker.get_json("/filestream/tables/digest/")[table]["entries"]
