@@ -616,7 +616,7 @@ def report(workload: Workload, runs: list[Run], partitions: int, broker: str, lo
             text_columns=2,
         ),
         "",
-        *(f"{run.system}: {run.verdict}" + (f"; {run.problem}" if run.problem else "") for run in runs),
+        *(f"{run.system}: " + "; ".join(part for part in (run.verdict, run.problem) if part) for run in runs),
     ]
     return "\n".join(lines)
 

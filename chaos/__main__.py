@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     ordered = [name for name in SCENARIOS if name in scenarios]
-    outcomes = run_campaign(fresh_dir(args.work), args.seed, intensity, broker=args.broker, scenarios=ordered)
+    outcomes = run_campaign(fresh_dir(args.work.resolve()), args.seed, intensity, broker=args.broker, scenarios=ordered)
     kind = "long" if args.long else "quick"
     print(f"\nchaos campaign, {kind}, seed {args.seed}, broker {args.broker}:\n{report(outcomes)}", flush=True)
     if not all(outcome.ok for outcome in outcomes):

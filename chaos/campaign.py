@@ -64,6 +64,10 @@ IN_FLIGHT = ("ready", "pending", "transferring", "done")  # transfer states befo
 RESTARTS_AFTER_DEATH = 2
 # Faust's line for an agent (or service) that raised: Faust restarts the agent, the record is skipped.
 AGENT_CRASH = re.compile(r"\[\^-*([^\]]+)\]: Crashed reason=(.*)$")
+# The last error a dying worker logs, shutdown noise (cancellations) aside.
+LAST_WORDS = re.compile(r"\[(?:CRITICAL|ERROR)\](?!.*CancelledError)")
+# Two fresh workers split the partitions within seconds; one that stays unready this long is stuck.
+SPLIT_TIMEOUT = 120.0
 # (chunk_count, index) of the header bombs.
 BOMBS = ((4 * 10**7, 0), (10**9, 0), (10**12, 0), (2**32 + 2, 2**32 + 1))
 T = TypeVar("T")
@@ -277,7 +281,11 @@ class Pipeline:
             scenario.problems += [f"{worker.name}: agent {agent} crashed: {reason}" for agent, reason in crashes]
             if name in self.down or worker.process is None or worker.process.alive():
                 continue
-            scenario.deaths.append(f"{worker.name} died on its own (exit {worker.process.popen.returncode})")
+            last_words = [line for line in worker.log_tail(400).splitlines() if LAST_WORDS.search(line)]
+            scenario.deaths.append(
+                f"{worker.name} died on its own (exit {worker.process.popen.returncode})"
+                + (f": {last_words[-1].strip()[:300]}" if last_words else "")
+            )
             self.deaths[name] += 1
             if self.deaths[name] > RESTARTS_AFTER_DEATH:
                 self.down.add(name)
@@ -733,7 +741,12 @@ def two_workers_kill(campaign: Campaign, rng: random.Random, intensity: Intensit
     for round_number in range(1, intensity.two_worker_rounds + 1):
         with campaign.pipeline(f"{scenario.name}-{round_number}", FILESTREAM_PARTITIONS="8") as pipeline:
             pipeline.open(("a", "b"))
-            split = wait_for_split(pipeline.live_workers(), 8)
+            try:
+                split = wait_for_split(pipeline.live_workers(), 8, timeout=SPLIT_TIMEOUT)
+            except TimeoutError as exc:
+                health = {worker.name: worker.health() for worker in pipeline.live_workers()}
+                scenario.problems.append(f"round {round_number}: {exc}; health views: {health}")
+                continue
             items = scenario.expect(pipeline, files)
             upload = pipeline.upload(sources, scenario.name)
             time.sleep(3.0)
@@ -835,7 +848,8 @@ def s3_down_at_start(campaign: Campaign, rng: random.Random, intensity: Intensit
         pipeline.open(s3_up=False, wait=False)
         down_since = time.monotonic()
         if not pipeline.wait_ready("worker", timeout=90):
-            scenario.notes.append("the worker was not ready within 90 s while S3 was down")
+            health = pipeline.workers["worker"].health()
+            scenario.notes.append(f"the worker was not ready within 90 s while S3 was down; its health view: {health}")
         scenario.expect(pipeline, files)
         pipeline.produce(file_messages(files, source=scenario.name, chunk_size=MiB))
         _wait_for(lambda: not _not_on_disk(pipeline, scenario, files), 60, interval=0.2)
