@@ -559,7 +559,7 @@ def figures(workload: Workload, runs: list[Run]) -> list[list[str]]:
         parts = " + ".join(
             f"{kind} {size / workload.total_bytes:.2f}" for kind, size in run.broker_bytes.items() if size
         )
-        return f"{sum(run.broker_bytes.values()) / workload.total_bytes:.2f} ({parts})"
+        return f"{sum(run.broker_bytes.values()) / workload.total_bytes:.2f}" + (f" ({parts})" if parts else "")
 
     def consumer(run: Run) -> ProcessStats | None:
         return run.processes.get(run.consumer)
