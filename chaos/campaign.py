@@ -229,6 +229,7 @@ class Pipeline:
         self.deaths: Counter[str] = Counter()
         self.down: set[str] = set()  # killed or given up on: not to be restarted by watch()
         self.log_offsets: dict[Path, int] = {}  # how far watch() has read each worker log
+        self.start_problems: list[str] = []  # workers that did not get ready, for watch() to report
 
     def __enter__(self) -> Pipeline:
         return self
@@ -238,14 +239,13 @@ class Pipeline:
             worker.stop()
         self.gate.go_down()
 
-    def open(self, names: tuple[str, ...] = ("worker",), *, s3_up: bool = True, wait: bool = True) -> None:
+    def open(self, names: tuple[str, ...] = ("worker",), *, s3_up: bool = True, wait: bool = True) -> bool:
+        """Start the workers (S3 reachable or not); with ``wait``, whether every one of them got ready."""
         if s3_up:
             self.gate.come_back()
         for name in names:
             self.start_worker(name, fresh_data_dir=True, wait=False)
-        if wait:
-            for name in names:
-                self.wait_ready(name)
+        return all([self.wait_ready(name) for name in names]) if wait else True
 
     def start_worker(self, name: str = "worker", *, fresh_data_dir: bool, wait: bool = True) -> None:
         """Start (or restart) a worker; ``fresh_data_dir``: restore from the changelog only."""
@@ -257,14 +257,20 @@ class Pipeline:
         if wait:
             self.wait_ready(name)
 
-    def wait_ready(self, name: str, timeout: float = 180.0) -> bool:
-        """Until the worker owns partitions; False (and the reason logged) if it exits or never gets there."""
+    def wait_ready(self, name: str, timeout: float = 90.0) -> bool:
+        """Until the worker owns partitions of the chunk topic; False if it exits or never gets there.
+
+        A worker that does not is a failure of the scenario running (recorded by the next :meth:`watch`).
+        """
         worker = self.workers[name]
         try:
             worker.wait_ready(timeout=timeout)
             return True
         except RuntimeError as exc:
-            log.warning("%s; its health view says %s", exc, worker.health())
+            health = worker.health()
+            log.warning("%s; its health view says %s", exc, health)
+            reason = str(exc).splitlines()[0].rstrip(":")
+            self.start_problems.append(f"{reason}, owning no partition of the chunk topic (health view: {health})")
             return False
 
     def kill_worker(self, name: str = "worker") -> None:
@@ -275,7 +281,9 @@ class Pipeline:
         return [worker for worker in self.workers.values() if worker.process and worker.process.alive()]
 
     def watch(self, scenario: Scenario) -> None:
-        """Record agent crashes and workers that died on their own; restart a dead one on its data dir, a few times."""
+        """Record agent crashes, workers that died on their own or never got ready; restart a dead one a few times."""
+        scenario.problems += self.start_problems
+        self.start_problems.clear()
         for name, worker in list(self.workers.items()):
             crashes = self._new_crashes(worker)
             scenario.problems += [f"{worker.name}: agent {agent} crashed: {reason}" for agent, reason in crashes]
@@ -355,11 +363,10 @@ class Pipeline:
 
 @dataclass
 class Campaign:
-    """The stack every scenario runs on, the shared pipeline of the first six, and the work dir."""
+    """The stack every scenario runs on, the work dir, and the pipeline the first six scenarios share."""
 
     stack: DevStack
     work: Path
-    intensity: Intensity
     shared: Pipeline | None = None
 
     def shared_pipeline(self) -> Pipeline:
@@ -740,7 +747,9 @@ def two_workers_kill(campaign: Campaign, rng: random.Random, intensity: Intensit
     losing_rounds = []
     for round_number in range(1, intensity.two_worker_rounds + 1):
         with campaign.pipeline(f"{scenario.name}-{round_number}", FILESTREAM_PARTITIONS="8") as pipeline:
-            pipeline.open(("a", "b"))
+            if not pipeline.open(("a", "b")):
+                pipeline.watch(scenario)
+                continue
             try:
                 split = wait_for_split(pipeline.live_workers(), 8, timeout=SPLIT_TIMEOUT)
             except TimeoutError as exc:
@@ -798,7 +807,10 @@ def kill_loop(campaign: Campaign, rng: random.Random, intensity: Intensity) -> S
     batches = _split(list(files.items()), intensity.kill_loop_kills)
     restarts = {True: 0, False: 0}
     with campaign.pipeline(scenario.name, FILESTREAM_PARTITIONS="8") as pipeline:
-        pipeline.open(("a", "b"))
+        if not pipeline.open(("a", "b")):
+            pipeline.watch(scenario)
+            scenario.faults = "none: the workers did not get ready"
+            return scenario
         scenario.expect(pipeline, files)
         uploads = []
         for kill, batch in enumerate(batches):
@@ -845,11 +857,8 @@ def s3_down_at_start(campaign: Campaign, rng: random.Random, intensity: Intensit
         **random_files(rng, "single", 10, 1, 2 * MiB),
     }
     with campaign.pipeline(scenario.name) as pipeline:
-        pipeline.open(s3_up=False, wait=False)
         down_since = time.monotonic()
-        if not pipeline.wait_ready("worker", timeout=90):
-            health = pipeline.workers["worker"].health()
-            scenario.notes.append(f"the worker was not ready within 90 s while S3 was down; its health view: {health}")
+        pipeline.open(s3_up=False)
         scenario.expect(pipeline, files)
         pipeline.produce(file_messages(files, source=scenario.name, chunk_size=MiB))
         _wait_for(lambda: not _not_on_disk(pipeline, scenario, files), 60, interval=0.2)
@@ -885,9 +894,7 @@ def header_bombs(campaign: Campaign, rng: random.Random, intensity: Intensity) -
         wait_for_delivery(pipeline, scenario, intensity.stall_timeout, scenario.expect(pipeline, before))
         # A takeover worker starts on an empty data dir: a record that kills one kills it too.
         pipeline.kill_worker()
-        pipeline.start_worker(fresh_data_dir=True, wait=False)
-        if not pipeline.wait_ready("worker", timeout=120):
-            pipeline.watch(scenario)
+        pipeline.start_worker(fresh_data_dir=True)
         pipeline.produce(file_messages(after, source=scenario.name, chunk_size=CHUNK))
         wait_for_delivery(pipeline, scenario, intensity.stall_timeout, scenario.expect(pipeline, after))
         pipeline.watch(scenario)
@@ -954,9 +961,7 @@ def output_dir_is_a_file(campaign: Campaign, rng: random.Random, intensity: Inte
     blocker.parent.mkdir(parents=True, exist_ok=True)
     blocker.write_bytes(b"a regular file where the output directory should be\n")
     with campaign.pipeline(scenario.name, FILESTREAM_OUTPUT_DIR=str(blocker)) as pipeline:
-        pipeline.open(wait=False)
-        if not pipeline.wait_ready("worker", timeout=90):
-            pipeline.watch(scenario)
+        pipeline.open()
         scenario.expect(pipeline, files, on_disk=False)
         pipeline.produce(file_messages(files, source=scenario.name, chunk_size=CHUNK))
         wait_for_delivery(pipeline, scenario, intensity.stall_timeout)
@@ -1067,7 +1072,7 @@ def run_campaign(
     rng = random.Random(seed)
     done: list[Scenario] = []
     with contextlib.nullcontext(stack) if stack else DevStack(log_dir=work / "logs", broker=broker) as running:
-        campaign = Campaign(running, work, intensity)
+        campaign = Campaign(running, work)
         try:
             for name in chosen:
                 started = time.monotonic()
