@@ -1,38 +1,78 @@
-"""What the benchmark scripts share: generated workloads, process figures, worker settings, waiting, tables."""
+"""What the benchmark scripts share: the broker choice, generated workloads, process figures, waiting, tables."""
 
 from __future__ import annotations
 
-import hashlib
+import argparse
+import logging
 import math
 import os
 import random
-import resource
 import shutil
-import subprocess
 import time
-import urllib.error
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import boto3
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from devstack.processes import child_env
-from devstack.stack import DEV_AWS_CREDENTIALS, DevStack
-from devstack.worker import FAUST, PROJECT_ROOT, Worker
+from devstack.stack import BROKERS, DEFAULT_BROKER, DevStack
+from devstack.testing import (
+    ProcessStats,
+    json_or_none,
+    pipeline_env,
+    s3_client,
+    s3_sha256,
+    sha256_file,
+    upload_command,
+)
+from devstack.worker import PROJECT_ROOT, Worker
 from settings import load_settings
 
+log = logging.getLogger("bench")
+
 KiB, MiB = 1024, 1024**2
-MB = 1e6
+MB, GB = 1e6, 1e9
 CHUNK_SIZE = MiB  # the upload command's default
 SOURCE = "bench"  # the uploads' --source
 STALL_TIMEOUT = 180.0
 BENCH_VAR = PROJECT_ROOT / "var" / "bench"
-# The dev broker holds every JoinGroup for half the session timeout: short sessions start workers fast.
-GROUP_TIMEOUTS = {"FILESTREAM_SESSION_TIMEOUT": "10", "FILESTREAM_HEARTBEAT_INTERVAL": "1"}
+# Workers under a saturating load: a longer session than the tests' keeps heartbeats from missing.
+BENCH_SETTINGS = {
+    "FILESTREAM_SESSION_TIMEOUT": "10",
+    "FILESTREAM_HEARTBEAT_INTERVAL": "1",
+    "FILESTREAM_LOG_LEVEL": "warning",
+}
+# The test stack's Kafka rolls small segments and compacts within seconds, so that compaction can be
+# watched in a test.  A benchmark restores Kafka's defaults (1 GiB segments, rolled after 7 days): as
+# on a production broker, nothing is compacted within a run, and the records on the topics after the
+# run are every record the broker received.
+PRODUCTION_SEGMENTS = {"log.segment.bytes": str(1024**3), "log.roll.ms": str(7 * 24 * 3600 * 1000)}
+# The message limit filestream gives its topics for its default chunk size: every system's topic gets it.
+TOPIC_MAX_MESSAGE_BYTES = load_settings({}).max_message_bytes
+
+
+def add_broker_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--broker",
+        choices=BROKERS,
+        default=DEFAULT_BROKER,
+        help=f"Apache Kafka or the Tansu development broker (default {DEFAULT_BROKER})",
+    )
+
+
+def bench_stack(log_dir: Path, broker: str) -> DevStack:
+    """A fresh embedded stack (not started) for one run: a broker that keeps what it received, and S3."""
+    stack = DevStack(log_dir=log_dir, broker=broker)
+    if stack.kafka is not None:
+        stack.kafka.extra_properties = {**stack.kafka.extra_properties, **PRODUCTION_SEGMENTS}
+    return stack
+
+
+def bench_env(stack: DevStack, work: Path, partitions: int, **overrides: str) -> dict[str, str]:
+    """One pipeline on the stack, output in ``work/output``, with the benchmarks' worker settings."""
+    return pipeline_env(stack, work, FILESTREAM_PARTITIONS=str(partitions), **BENCH_SETTINGS, **overrides)
 
 
 def numbered(prefix: str, count: int, size: int) -> dict[str, int]:
@@ -58,7 +98,7 @@ def write_files(root: Path, sizes: Mapping[str, int], seed: int = 1) -> None:
 
 
 def fresh_dir(path: Path) -> Path:
-    """An empty directory: the dev broker starts empty, so state left by an earlier run is meaningless."""
+    """An empty directory: state left by an earlier run is meaningless on a fresh stack."""
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     return path
@@ -69,14 +109,6 @@ def prune(work: Path) -> None:
     for path in work.iterdir():
         if path.is_dir() and not path.name.endswith("logs"):
             shutil.rmtree(path)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(MiB):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -108,16 +140,6 @@ def _size_text(size: int) -> str:
     return f"{size // MiB} MiB" if size >= MiB else f"{size // KiB} KiB"
 
 
-@dataclass(frozen=True)
-class ProcessStats:
-    peak_rss: int  # bytes
-    cpu_seconds: float  # user + system
-
-    def __sub__(self, earlier: ProcessStats) -> ProcessStats:
-        """CPU spent since ``earlier``; the peak stays the peak."""
-        return ProcessStats(self.peak_rss, self.cpu_seconds - earlier.cpu_seconds)
-
-
 def process_stats(pid: int) -> ProcessStats:
     """Peak RSS (VmHWM) and CPU seconds of a live process, its threads included."""
     peak = 0
@@ -130,133 +152,85 @@ def process_stats(pid: int) -> ProcessStats:
 
 
 def stack_stats(stack: DevStack) -> dict[str, ProcessStats]:
-    """The broker's and the S3 server's figures, by process name."""
-    return {process.name: process_stats(process.pid) for process in stack.processes}
-
-
-class ChildProcess:
-    """A command whose own peak RSS and CPU are known once it exits (``wait4`` reaps it with its rusage)."""
-
-    def __init__(self, argv: Sequence[str], *, env: Mapping[str, str], log_path: Path) -> None:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with log_path.open("ab") as log_file:
-            self.popen = subprocess.Popen(
-                list(argv),
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=child_env(env),
-                cwd=PROJECT_ROOT,
-            )
-        self.log_path = log_path
-        self.returncode: int | None = None
-        self.stats: ProcessStats | None = None
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def finished(self) -> bool:
-        if self.returncode is None:
-            pid, status, usage = os.wait4(self.popen.pid, os.WNOHANG)
-            if pid:
-                self._reaped(status, usage)
-        return self.returncode is not None
-
-    def wait(self) -> int:
-        if self.returncode is None:
-            _, status, usage = os.wait4(self.popen.pid, 0)
-            self._reaped(status, usage)
-        assert self.returncode is not None
-        return self.returncode
-
-    def kill(self) -> None:
-        if self.returncode is None:
-            self.popen.kill()
-            self.wait()
-
-    def _reaped(self, status: int, usage: resource.struct_rusage) -> None:
-        self.returncode = self.popen.returncode = os.waitstatus_to_exitcode(status)
-        self.stats = ProcessStats(usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime)
-
-    def log_tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def upload_command(
-    env: Mapping[str, str], source_dir: Path, source: str, uploader_dir: Path, log_path: Path, *options: str
-) -> ChildProcess:
-    """The real ``faust -A app upload``, with its registry in ``uploader_dir``."""
-    return ChildProcess(
-        [FAUST, "-A", "app", "upload", str(source_dir), "--source", source, *options],
-        env={**env, "FILESTREAM_DATA_DIR": str(uploader_dir)},
-        log_path=log_path,
-    )
-
-
-def worker_env(stack: DevStack, output_dir: Path, partitions: int, **overrides: str) -> dict[str, str]:
-    return {
-        **stack.env(),
-        **GROUP_TIMEOUTS,
-        "FILESTREAM_OUTPUT_DIR": str(output_dir),
-        "FILESTREAM_PARTITIONS": str(partitions),
-        "FILESTREAM_LOG_LEVEL": "warning",
-        **overrides,
-    }
-
-
-def broker_address(stack: DevStack) -> str:
-    """The broker's host:port, as Kafka clients other than Faust take it."""
-    return stack.broker_url.removeprefix("kafka://")
+    """The broker's figures (summed over its nodes) and the S3 server's."""
+    nodes = [process_stats(process.pid) for process in stack.broker_processes()]
+    stats = {"broker": ProcessStats(max(node.peak_rss for node in nodes), sum(node.cpu_seconds for node in nodes))}
+    if stack.s3.process is not None:
+        stats["S3 server"] = process_stats(stack.s3.process.pid)
+    return stats
 
 
 async def create_topic(bootstrap: str, name: str, partitions: int) -> None:
-    """Before any client touches it: the dev broker would auto-create it with 4 partitions."""
+    """Before any client touches it (Kafka's auto-create is off, Tansu's would pick 4 partitions); big records fit."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(name, partitions, 1)])
+        config = {"max.message.bytes": str(TOPIC_MAX_MESSAGE_BYTES)}
+        await admin.create_topics([NewTopic(name, partitions, 1, topic_configs=config)])
     finally:
         await admin.close()
 
 
-def s3_client(stack: DevStack) -> Any:
-    credentials = {name.lower(): value for name, value in DEV_AWS_CREDENTIALS.items()}
-    return boto3.client("s3", endpoint_url=stack.s3_url, region_name="us-east-1", **credentials)
+async def topic_bytes(bootstrap: str, quiet_seconds: float = 2.0) -> dict[str, int]:
+    """Key, value and header bytes of every record on every topic but the broker's own (``__…``), by topic.
 
-
-def s3_sha256(client: Any, bucket: str, key: str) -> str | None:
-    """SHA-256 of the stored object's bytes (read back in full), None if there is no such object."""
+    Read from the start until the broker has sent nothing for ``quiet_seconds``: the development
+    broker's end offsets can fall short of its last record, so they cannot say when to stop.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
     try:
-        body = client.get_object(Bucket=bucket, Key=key)["Body"]
-    except client.exceptions.NoSuchKey:
-        return None
-    digest = hashlib.sha256()
-    for block in body.iter_chunks(MiB):
-        digest.update(block)
-    return digest.hexdigest()
-
-
-def json_or_none(worker: Worker, path: str) -> Any:
-    """A worker view's JSON, or None while the worker does not answer (starting, restoring, killed)."""
+        topics = sorted(topic for topic in await admin.list_topics() if not topic.startswith("__"))
+        descriptions = await admin.describe_topics(topics) if topics else []
+    finally:
+        await admin.close()
+    partitions = [
+        TopicPartition(description["topic"], partition["partition"])
+        for description in descriptions
+        for partition in description["partitions"]
+    ]
+    sizes = dict.fromkeys(topics, 0)
+    if not partitions:
+        return sizes
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 * MiB,
+        fetch_max_bytes=64 * MiB,
+    )
+    await consumer.start()
     try:
-        return worker.get_json(path)
-    except (OSError, urllib.error.URLError, ValueError):
-        return None
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning()
+        while batches := await consumer.getmany(timeout_ms=int(quiet_seconds * 1000), max_records=10_000):
+            for partition, records in batches.items():
+                sizes[partition.topic] += sum(
+                    max(0, record.serialized_key_size)
+                    + max(0, record.serialized_value_size)
+                    + sum(len(key) + len(value or b"") for key, value in record.headers)
+                    for record in records
+                )
+        return sizes
+    finally:
+        await consumer.stop()
 
 
-def view_rows(worker: Worker, path: str, rows_name: str) -> list[dict[str, Any]] | None:
-    """Every row of a paged list view (``path`` without limit/offset), or None if the worker does not answer."""
-    rows: list[dict[str, Any]] = []
-    offset: int | None = 0
-    separator = "&" if "?" in path else "?"
-    while offset is not None:
-        page = json_or_none(worker, f"{path}{separator}limit=1000&offset={offset}")
-        if page is None:
-            return None
-        rows += page[rows_name]
-        offset = page["next_offset"]
-    return rows
+async def wait_for_group_coordinator(bootstrap: str, topic: str) -> None:
+    """Join a consumer group once: a fresh Kafka broker creates its offsets topic on the first group.
+
+    Clients that ask for a group's offsets before that get NotCoordinatorError and, if they do not
+    retry (OpenMSIStream's downloader does not), stop.
+    """
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id="bench-coordinator-probe")
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not consumer.assignment():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no consumer group could join on {bootstrap} within 60 s")
+            await consumer.getmany(timeout_ms=200)
+    finally:
+        await consumer.stop()
 
 
 def valid_transfers(workers: Iterable[Worker]) -> int:
@@ -293,7 +267,7 @@ class Stall(TimeoutError):
 class ProgressClock:
     """Fails with a clear message when a measured quantity stops changing for ``stall_timeout`` seconds.
 
-    The dev broker can, rarely, never deliver one message: a run must end with a diagnosis, not hang.
+    A broker or a peer can, rarely, never deliver one message: a run must end with a diagnosis, not hang.
     """
 
     def __init__(self, stall_timeout: float) -> None:
@@ -337,7 +311,8 @@ STAGES = {
 @dataclass
 class TimedUpload:
     stages: dict[str, float]  # stage of STAGES → seconds from the upload command's start
-    uploader: ProcessStats
+    uploader: ProcessStats | None
+    stalled: str = ""  # what was delivered when progress stopped; empty if every stage was reached
 
 
 def timed_upload(
@@ -346,21 +321,22 @@ def timed_upload(
     workers: Sequence[Worker],
     work: Path,
     on_poll: Callable[[float, Mapping[str, float]], None] | None = None,
+    stall_timeout: float = STALL_TIMEOUT,
 ) -> TimedUpload:
     """Run the real upload command on the workload and time the stages until every file is valid in S3.
 
     ``on_poll(seconds since the start, stages so far)`` runs four times a second, e.g. to kill
-    a worker mid-run.
-    Files are on disk once present at full size: the worker renames each into place only
-    after its hash matched.
+    a worker mid-run.  Files are on disk once present at full size: the worker renames each into
+    place only after its hash matched.  Progress stopping for ``stall_timeout`` seconds ends the
+    run with the stages reached so far and what was delivered.
     """
     output = Path(env["FILESTREAM_OUTPUT_DIR"]) / SOURCE
     started = time.monotonic()
     upload = upload_command(env, workload.source_dir, SOURCE, work / "uploader", work / "upload.log")
+    stages: dict[str, float] = {}
     try:
         arrivals = Arrivals(output, workload.sizes)
-        clock = ProgressClock(STALL_TIMEOUT)
-        stages: dict[str, float] = {}
+        clock = ProgressClock(stall_timeout)
         valid, next_poll = 0, 0.0
         while "in_s3" not in stages:
             now = time.monotonic()
@@ -377,18 +353,19 @@ def timed_upload(
                 valid = valid_transfers(workers)
                 if valid == len(workload.sizes):
                     stages["in_s3"] = now - started
-            clock.observe(
-                (len(arrivals.pending), valid, upload.returncode),
-                lambda valid=valid: (
-                    f"{len(arrivals.pending)} files not on disk (e.g. {sorted(arrivals.pending)[:3]}), "
-                    f"{valid} of {len(workload.sizes)} valid in S3; worker logs:\n"
-                    + "\n".join(f"--- {worker.name}\n{worker.log_tail(20)}" for worker in workers)
-                ),
-            )
+            clock.observe((len(arrivals.pending), valid, upload.returncode), str)
             time.sleep(0.05)
+    except Stall:
+        files = len(workload.sizes)
+        stalled = (
+            f"stalled for {stall_timeout:.0f} s at {time.monotonic() - started:.0f} s: "
+            f"{files - len(arrivals.pending)}/{files} files on disk, {valid}/{files} valid in S3"
+        )
+        logs = "\n".join(f"--- {worker.name}\n{worker.log_tail(20)}" for worker in workers)
+        log.warning("%s (e.g. missing %s); worker logs:\n%s", stalled, sorted(arrivals.pending)[:3], logs)
+        return TimedUpload(stages, None, stalled)
     finally:
         upload.kill()
-    assert upload.stats is not None
     return TimedUpload(stages, upload.stats)
 
 
@@ -396,8 +373,12 @@ def verify_delivery(workload: Workload, stack: DevStack, env: Mapping[str, str])
     """Read every output file and every S3 object back: delivered means byte-identical in both places."""
     output = Path(env["FILESTREAM_OUTPUT_DIR"]) / SOURCE
     bucket = load_settings(env).s3_bucket
-    on_disk = sum(sha256_file(output / name) == digest for name, digest in workload.hashes.items())
+
+    def on_disk(name: str) -> str | None:
+        return sha256_file(output / name) if (output / name).exists() else None
+
+    identical = sum(on_disk(name) == digest for name, digest in workload.hashes.items())
     client = s3_client(stack)
     in_s3 = sum(s3_sha256(client, bucket, f"{SOURCE}/{name}") == digest for name, digest in workload.hashes.items())
     files = len(workload.hashes)
-    return f"{on_disk}/{files} byte-identical on disk, {in_s3}/{files} in S3"
+    return f"{identical}/{files} byte-identical on disk, {in_s3}/{files} in S3"

@@ -1,12 +1,13 @@
 """Download benchmark: one generated object (2 GiB by default) from a moto server of its own to local disk.
 
-    .venv/bin/python -m bench.download_bench [--size 2GiB] [--jobs 1]
+    .venv/bin/python -m bench.download_bench [--size 2GiB] [--jobs 1] [--quick] [--broker kafka|tansu]
 
 The object goes up through ``upload_stream`` (as the transfer agent sends it) from a
 separate process, so that this process only downloads and its peak RSS (``getrusage``)
 is the downloader's: list, describe and plan, then a verified, atomic, streamed write
 (fsync included) through :func:`client.downloader.execute`.  The moto server is a
-separate process too, and holds the object.
+separate process too, and holds the object.  Only S3 is measured; the stack's broker
+(``--broker``) runs idle beside it.  ``--quick``: 64 MiB.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ import time
 import uuid
 from pathlib import Path
 
+from bench.common import add_broker_option, bench_stack
 from bench.s3_bench import MB, cpu_seconds, generated_file, peak_rss_mib
 from client.download_plan import plan_downloads
 from client.downloader import LogProgress, describe_objects, execute
-from devstack.stack import DevStack
 from settings import load_settings, parse_size
 from storage.s3 import ensure_bucket, make_s3_client, object_key, object_metadata, upload_stream
 
@@ -51,15 +52,18 @@ def upload(bucket: str, size: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=parse_size, default=parse_size("2GiB"))
+    parser.add_argument("--quick", action="store_true", help="--size 64MiB: a smoke run")
+    add_broker_option(parser)
     parser.add_argument("--jobs", type=int, default=1)
     args = parser.parse_args()
+    size = parse_size("64MiB") if args.quick else args.size
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = load_settings()
     bucket = f"bench-{uuid.uuid4().hex[:8]}"
 
-    with tempfile.TemporaryDirectory() as work, DevStack(log_dir=Path(work) / "logs") as stack:
+    with tempfile.TemporaryDirectory() as work, bench_stack(Path(work) / "logs", args.broker) as stack:
         os.environ.update({name: value for name, value in stack.env().items() if name.startswith("AWS_")})
-        uploader = multiprocessing.get_context("spawn").Process(target=upload, args=(bucket, args.size))
+        uploader = multiprocessing.get_context("spawn").Process(target=upload, args=(bucket, size))
         uploader.start()
         uploader.join()
         if uploader.exitcode != 0:

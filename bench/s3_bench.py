@@ -1,10 +1,11 @@
 """S3 transfer benchmark: streams a generated file through ``upload_stream`` into its own moto server.
 
-    .venv/bin/python -m bench.s3_bench [--size 2GiB] [--chunk-size 1MiB]
+    .venv/bin/python -m bench.s3_bench [--size 2GiB] [--chunk-size 1MiB] [--quick] [--broker kafka|tansu]
 
 Part size and threshold come from the ``FILESTREAM_S3_*`` settings.  Prints the
 CRC32 rate of this machine, the upload rate, and the peak RSS of this process
-(the uploader; the moto server is a separate process and holds the object).
+(the uploader; the moto server is a separate process and holds the object).  Only S3 is
+measured; the stack's broker (``--broker``) runs idle beside it.  ``--quick``: 64 MiB.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from devstack.stack import DevStack
+from bench.common import add_broker_option, bench_stack
 from settings import load_settings, parse_size
 from storage.s3 import ensure_bucket, make_s3_client, object_metadata, upload_stream, verify_object
 
@@ -59,14 +60,17 @@ def peak_rss_mib() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=parse_size, default=parse_size("2GiB"))
+    parser.add_argument("--quick", action="store_true", help="--size 64MiB: a smoke run")
+    add_broker_option(parser)
     parser.add_argument("--chunk-size", type=parse_size, default=parse_size("1MiB"))
     args = parser.parse_args()
+    size = parse_size("64MiB") if args.quick else args.size
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = load_settings()
     chunk = os.urandom(args.chunk_size)
     print(f"zlib.crc32: {crc32_rate(chunk):,.0f} MB/s over {args.chunk_size:,}-byte chunks")
 
-    with tempfile.TemporaryDirectory() as log_dir, DevStack(log_dir=Path(log_dir)) as stack:
+    with tempfile.TemporaryDirectory() as log_dir, bench_stack(Path(log_dir), args.broker) as stack:
         os.environ.update({name: value for name, value in stack.env().items() if name.startswith("AWS_")})
         client = make_s3_client(settings.s3_threads)
         bucket = f"bench-{uuid.uuid4().hex[:8]}"
@@ -78,18 +82,18 @@ def main() -> None:
             client,
             bucket,
             "bench/file.bin",
-            generated_file(args.size, chunk),
-            args.size,
-            object_metadata("bench", "file.bin", 1, "0" * 64, args.size),
+            generated_file(size, chunk),
+            size,
+            object_metadata("bench", "file.bin", 1, "0" * 64, size),
             multipart_threshold=settings.s3_multipart_threshold,
             part_size=settings.s3_part_size,
         )
         elapsed = time.perf_counter() - started
         cpu = cpu_seconds() - cpu_before
-        verification = verify_object(client, bucket, "bench/file.bin", size=args.size, checksum=result.checksum)
+        verification = verify_object(client, bucket, "bench/file.bin", size=size, checksum=result.checksum)
 
-    print(f"uploaded {args.size:,} bytes in {result.parts} parts of {settings.s3_part_size:,} bytes")
-    print(f"upload: {elapsed:.1f} s, {args.size / elapsed / MB:,.0f} MB/s (moto on loopback)")
+    print(f"uploaded {size:,} bytes in {result.parts} parts of {settings.s3_part_size:,} bytes")
+    print(f"upload: {elapsed:.1f} s, {size / elapsed / MB:,.0f} MB/s (moto on loopback)")
     print(f"uploader CPU: {cpu:.1f} s, the rest of the time it waits for the server")
     print(f"verified: {verification.ok} (CRC32 {result.checksum})")
     print(f"peak RSS: {peak_rss_mib():,.0f} MiB (before the upload {rss_before:,.0f} MiB)")

@@ -1,9 +1,11 @@
 """Scale-out: one workload through 1, 2 and 4 workers; how the partitions split; recovery after a SIGKILL.
 
-    .venv/bin/python -m bench.scaleout [--quick] [--workers 1,2,4] [--kill-with 2,4] [--partitions 8] [--seed 1]
+    .venv/bin/python -m bench.scaleout [--quick] [--broker kafka|tansu] [--workers 1,2,4] [--kill-with 2,4]
+                                       [--partitions 8] [--seed 1]
 
 The workload is bench.compare's (``full``: 500 x 64 KiB + 40 x 4 MiB + 1 x 512 MiB; ``--quick``
-a much smaller one).  Each run has a fresh embedded stack, a chunk topic of ``--partitions``
+a much smaller one).  Each run has a fresh embedded stack of the chosen broker (Apache Kafka by
+default), a chunk topic of ``--partitions``
 partitions and N real workers (each its own data dir and web port, one shared output dir);
 the upload starts once the partitions are split among all of them.  Stages as in
 bench.compare: every chunk acknowledged, every file on disk, every file valid in S3.
@@ -20,74 +22,32 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import (
+    BENCH_SETTINGS,
     BENCH_VAR,
-    GROUP_TIMEOUTS,
     MB,
     SOURCE,
     WORKLOADS,
-    ProcessStats,
     Workload,
+    add_broker_option,
+    bench_env,
+    bench_stack,
     format_table,
     fresh_dir,
-    json_or_none,
     load_average,
     process_stats,
     prune,
     timed_upload,
     verify_delivery,
-    view_rows,
-    worker_env,
 )
-from devstack.stack import DevStack
+from devstack.testing import ProcessStats, assigned_partitions, is_complete_split, view_rows, wait_for_split
 from devstack.worker import Worker
 
 log = logging.getLogger("bench.scaleout")
-
-SPLIT_TIMEOUT = 240.0
-# A split must hold this long: workers joining one after another trigger several rebalances.
-SPLIT_STABLE_FOR = 3.0
-
-
-def assigned_partitions(workers: list[Worker]) -> dict[str, list[int]] | None:
-    """Each worker's partitions of the chunk topic, if every one of them is ready."""
-    split = {}
-    for worker in workers:
-        health = json_or_none(worker, "/filestream/health/")
-        if not health or not health["ready"]:
-            return None
-        split[worker.name] = health["assigned_partitions"]
-    return split
-
-
-def is_complete_split(split: dict[str, list[int]] | None, partitions: int) -> bool:
-    """Every partition owned by exactly one worker, and no worker idle (there are enough partitions)."""
-    if split is None:
-        return False
-    owned = sorted(partition for assigned in split.values() for partition in assigned)
-    return owned == list(range(partitions)) and all(split.values())
-
-
-def wait_for_split(workers: list[Worker], partitions: int) -> dict[str, list[int]]:
-    deadline = time.monotonic() + SPLIT_TIMEOUT
-    stable_since: float | None = None
-    last = None
-    while time.monotonic() < deadline:
-        split = assigned_partitions(workers)
-        if is_complete_split(split, partitions) and split == last:
-            stable_since = stable_since or time.monotonic()
-            if time.monotonic() - stable_since >= SPLIT_STABLE_FOR:
-                return split
-        else:
-            stable_since = None
-        last = split
-        time.sleep(0.3)
-    raise TimeoutError(f"the partitions did not split among {len(workers)} workers within {SPLIT_TIMEOUT:.0f}s: {last}")
 
 
 def unfinished_files(worker: Worker) -> set[str] | None:
@@ -166,12 +126,13 @@ class ScaleRun:
     worker_stats: dict[str, ProcessStats]
     verdict: str
     recovery: Recovery | None
+    stalled: str  # empty unless progress stopped before every file was valid in S3
 
 
-def run_workers(workload: Workload, work: Path, count: int, partitions: int, kill: bool) -> ScaleRun:
+def run_workers(workload: Workload, work: Path, count: int, partitions: int, kill: bool, broker: str) -> ScaleRun:
     output = work / "output"
-    with DevStack(log_dir=work / "logs") as stack:
-        env = worker_env(stack, output, partitions)
+    with bench_stack(work / "logs", broker) as stack:
+        env = bench_env(stack, work, partitions)
         workers = [
             Worker(env, work / f"worker-{number}", name=f"worker-{number}").start() for number in range(1, count + 1)
         ]
@@ -182,14 +143,15 @@ def run_workers(workload: Workload, work: Path, count: int, partitions: int, kil
             sizes = {f"{SOURCE}/{name}": size for name, size in workload.sizes.items()}
             recovery = Recovery(workers, partitions, output, sizes) if kill else None
             timed = timed_upload(workload, env, workers, work, on_poll=recovery)
-            if recovery and recovery.completed_after is None:
+            if recovery and recovery.completed_after is None and not timed.stalled:
                 recovery(timed.stages["in_s3"], timed.stages)  # the last files may finish between two polls
             stats = {
                 worker.name: process_stats(worker.process.pid) - before[worker.name]
                 for worker in workers
                 if worker.process.alive()
             }
-            return ScaleRun(count, split, timed.stages, stats, verify_delivery(workload, stack, env), recovery)
+            verdict = verify_delivery(workload, stack, env)
+            return ScaleRun(count, split, timed.stages, stats, verdict, recovery, timed.stalled)
         finally:
             for worker in workers:
                 worker.stop()
@@ -204,8 +166,10 @@ def victim_label(recovery: Recovery) -> str:
     return f"{name} ({','.join(map(str, recovery.victim_partitions))})"
 
 
-def report(workload: Workload, runs: list[ScaleRun], partitions: int, load: float) -> str:
+def report(workload: Workload, runs: list[ScaleRun], partitions: int, broker: str, load: float) -> str:
     def throughput(run: ScaleRun, stage: str) -> str:
+        if stage not in run.stages:
+            return "stalled"
         seconds = run.stages[stage]
         rate = workload.total_bytes / seconds / MB
         return f"{seconds:5.1f} s {rate:5.1f} MB/s {len(workload.sizes) / seconds:5.1f} files/s"
@@ -213,8 +177,8 @@ def report(workload: Workload, runs: list[ScaleRun], partitions: int, load: floa
     scale = [run for run in runs if run.recovery is None]
     recoveries = [run for run in runs if run.recovery is not None]
     lines = [
-        f"workload: {workload.describe()}; {partitions} partitions; session timeout "
-        f"{GROUP_TIMEOUTS['FILESTREAM_SESSION_TIMEOUT']} s; load average before: {load:.2f}",
+        f"workload: {workload.describe()}; broker: {broker}; {partitions} partitions; session timeout "
+        f"{BENCH_SETTINGS['FILESTREAM_SESSION_TIMEOUT']} s; load average before: {load:.2f}",
         "",
         format_table(
             [
@@ -229,7 +193,7 @@ def report(workload: Workload, runs: list[ScaleRun], partitions: int, load: floa
             [
                 [
                     run.workers,
-                    _seconds(run.stages["sent"]),
+                    _seconds(run.stages.get("sent")),
                     throughput(run, "received"),
                     throughput(run, "in_s3"),
                     " | ".join(",".join(map(str, assigned)) for assigned in run.split.values()),
@@ -261,13 +225,20 @@ def report(workload: Workload, runs: list[ScaleRun], partitions: int, load: floa
                         len(run.recovery.in_flight),
                         _seconds(run.recovery.takeover_after),
                         _seconds(run.recovery.completed_after),
-                        _seconds(run.stages["in_s3"]),
+                        _seconds(run.stages.get("in_s3")),
                     ]
                     for run in recoveries
                 ],
             ),
         ]
-    lines += ["", *(f"{run.workers} workers{' (one killed)' if run.recovery else ''}: {run.verdict}" for run in runs)]
+    lines += [
+        "",
+        *(
+            f"{run.workers} workers{' (one killed)' if run.recovery else ''}: {run.verdict}"
+            + (f"; {run.stalled}" if run.stalled else "")
+            for run in runs
+        ),
+    ]
     return "\n".join(lines)
 
 
@@ -278,6 +249,7 @@ def _counts(text: str) -> list[int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a much smaller workload")
+    add_broker_option(parser)
     parser.add_argument("--workers", type=_counts, default=[1, 2, 4], help="worker counts to measure (default 1,2,4)")
     parser.add_argument(
         "--kill-with", type=_counts, default=[2, 4], help="worker counts of the recovery runs (default 2,4)"
@@ -299,10 +271,10 @@ def main() -> None:
     for count, kill in plan:
         log.info("running %d workers%s", count, " with one killed" if kill else "")
         run_dir = fresh_dir(work / f"{count}-workers{'-kill' if kill else ''}")
-        runs.append(run_workers(workload, run_dir, count, args.partitions, kill))
+        runs.append(run_workers(workload, run_dir, count, args.partitions, kill, args.broker))
         prune(run_dir)
     shutil.rmtree(workload.source_dir)
-    print("\n" + report(workload, runs, args.partitions, load), flush=True)
+    print("\n" + report(workload, runs, args.partitions, args.broker, load), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """Upload benchmark: 1 GiB of generated files through the uploader into a broker of its own.
 
-    .venv/bin/python -m bench.upload_bench [--repeat 3] [--cold] [--total 1GiB]
+    .venv/bin/python -m bench.upload_bench [--repeat 3] [--cold] [--total 1GiB] [--quick] [--broker kafka|tansu]
 
-Runs, each against a fresh development broker (its in-memory storage would otherwise
-grow with every run):
+Runs, each against a fresh broker of the chosen kind (Apache Kafka by default; a fresh one
+each time, so no run pays for what an earlier one stored):
 
 * 16 x 64 MiB files at chunk sizes 256 KiB, 512 KiB, 1 MiB and 4 MiB: which chunk size
   is fastest.  64 MiB files are kept in memory by the scan (read exactly once).
@@ -12,7 +12,7 @@ grow with every run):
   size (read once, held in memory): the measured cost of never reading a file twice.
 * 1024 x 1 MiB files at 1 MiB: per-file overheads (registry, scan, acknowledgements).
 
-``--cold`` evicts the generated files from the page cache before each run
+``--quick`` is ``--total 256MiB``.  ``--cold`` evicts the generated files from the page cache before each run
 (``posix_fadvise(DONTNEED)``, only these files), so the first read comes from disk.
 Prints MB/s (10^6 bytes) per run and the best of ``--repeat`` runs.
 """
@@ -26,16 +26,18 @@ import os
 import resource
 import statistics
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.common import add_broker_option, bench_stack
 from client.chunking import DEFAULT_KEEP_LIMIT
 from client.discovery import discover
 from client.progress import LogProgress
 from client.registry import Registry
+from client.topics import TopicMismatch, ensure_topics
 from client.uploader import Outcome, Uploader, UploadOptions, upload_once
-from devstack.stack import DevStack
 from settings import load_settings, parse_size
 
 KiB, MiB = 1024, 1024**2
@@ -99,9 +101,26 @@ async def upload(settings, files_dir: Path, run: Run) -> tuple[float, int]:
     return report.elapsed, sum(result.size for result in report.results)
 
 
-def measure(work_dir: Path, files_dir: Path, run: Run, cold: bool) -> float:
+async def topics_ready(settings, timeout: float = 30.0) -> None:
+    """Create the topics before the timed run, as a running pipeline would have them.
+
+    Kafka answers CreateTopics before the new topic's partitions are in its metadata, so the
+    check that follows the creation can see 0 partitions for a moment: ask again until it passes.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await ensure_topics(settings)
+            return
+        except TopicMismatch:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+def measure(work_dir: Path, files_dir: Path, run: Run, cold: bool, broker: str) -> float:
     tag = uuid.uuid4().hex[:8]
-    with DevStack(log_dir=work_dir / f"stack-{tag}") as stack:
+    with bench_stack(work_dir / f"stack-{tag}", broker) as stack:
         settings = load_settings(
             {
                 **stack.env(),
@@ -112,6 +131,7 @@ def measure(work_dir: Path, files_dir: Path, run: Run, cold: bool) -> float:
                 "FILESTREAM_DATA_DIR": str(work_dir / f"data-{tag}"),
             }
         )
+        asyncio.run(topics_ready(settings))
         if cold:
             evict_from_page_cache(files_dir)
         elapsed, size = asyncio.run(upload(settings, files_dir, run))
@@ -123,6 +143,8 @@ def main() -> None:
     parser.add_argument("--total", default="1GiB", help="bytes per run (default 1GiB)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per configuration; the best is reported")
     parser.add_argument("--cold", action="store_true", help="evict the files from the page cache before each run")
+    parser.add_argument("--quick", action="store_true", help="--total 256MiB: a smoke run")
+    add_broker_option(parser)
     parser.add_argument("--work-dir", type=Path, default=None, help="where to generate the files (default: a temp dir)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -132,15 +154,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="upload-bench-", dir=args.work_dir) as temp:
         work_dir = Path(temp)
         results = []
-        for run in plan(parse_size(args.total)):
+        for run in plan(parse_size("256MiB" if args.quick else args.total)):
             files_dir = generate(work_dir, run, block)
-            rates = [measure(work_dir, files_dir, run, args.cold) for _ in range(args.repeat)]
+            rates = [measure(work_dir, files_dir, run, args.cold, args.broker) for _ in range(args.repeat)]
             results.append((run, rates))
             print(f"{run}: " + ", ".join(f"{rate:6.1f}" for rate in rates) + " MB/s", flush=True)
     print(f"\n{'configuration':70s} {'best MB/s':>10s} {'median':>8s}")
     for run, rates in results:
         print(f"{str(run):70s} {max(rates):10.1f} {statistics.median(rates):8.1f}")
     print(f"peak RSS of the uploader process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    print(f"broker: {args.broker}")
     print(f"cache: {'cold (evicted before each run)' if args.cold else 'warm (files just written)'}")
 
 

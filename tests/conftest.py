@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from devstack.stack import DevStack
-from tests.harness import Worker, pipeline_env
+from devstack.testing import pipeline_env
+from devstack.worker import Worker
 
 
 @pytest.fixture(scope="session")

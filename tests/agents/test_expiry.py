@@ -6,12 +6,12 @@ import time
 
 from agents import expiry, reassembly
 from app import settings
+from devstack.testing import as_messages, make_chunks
 from models.events import FAILED
 from tables.assembly import Status
 from tables.files import assemblies
 from tests.agents.fakes import Clock
 from tests.agents.in_process import reassemble, running
-from tests.chunks import as_messages, make_chunks
 
 PARTITION = 1
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from agents import reassembly, s3_transfer
 from app import app, settings
+from devstack.testing import as_messages, make_chunks
 from models.events import COMPLETED, FAILED
 from storage.objects import crc32_base64
 from tables.assembly import Status
@@ -15,7 +16,6 @@ from tables.files import assemblies
 from tables.transfer_state import State
 from tables.transfers import transfers
 from tests.agents.in_process import reassemble, running
-from tests.chunks import as_messages, make_chunks
 
 DATA = b"a file of forty bytes, in chunks of four"
 CHUNK_COUNT = len(make_chunks(DATA))

@@ -9,13 +9,13 @@ import pytest
 
 from agents import s3_transfer
 from app import app, settings
+from devstack.testing import as_messages, make_chunks
 from tables.transfer_driver import S3Unanswered, TransferFailed
 from tables.transfer_record import TransferRecord
 from tables.transfer_state import State
 from tables.transfers import transfers
 from tests.agents.fakes import Clock, Outside, Sent
 from tests.agents.in_process import reassemble, running
-from tests.chunks import as_messages, make_chunks
 
 DATA = b"bytes for S3, spooled by the reassembly"
 PARTITION = 3

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from devstack.stack import DevStack
-from tests.chunks import as_messages, make_chunks
+from devstack.testing import as_messages, make_chunks, pipeline_env, poll, produce_chunks, wait_for_files
 from tests.e2e.test_crash_recovery import files_total
-from tests.harness import pipeline_env, poll, produce_chunks, wait_for_files
 
 pytestmark = pytest.mark.e2e
 

@@ -9,8 +9,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from devstack.stack import DevStack
-from tests.chunks import as_messages, make_chunks
-from tests.harness import pipeline_env, poll, produce_chunks, wait_for_files
+from devstack.testing import as_messages, make_chunks, pipeline_env, poll, produce_chunks, wait_for_files
 
 pytestmark = pytest.mark.e2e
 

@@ -16,8 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from devstack.stack import DevStack
-from tests.chunks import file_messages
-from tests.harness import pipeline_env, poll, produce_chunks, wait_for_files
+from devstack.testing import file_messages, pipeline_env, poll, produce_chunks, wait_for_files
 
 pytestmark = pytest.mark.e2e
 log = logging.getLogger("tests")

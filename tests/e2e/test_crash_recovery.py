@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chunks import as_messages, make_chunks
-from tests.harness import poll, produce_chunks, produce_paced, wait_for_files
+from devstack.testing import as_messages, make_chunks, poll, produce_chunks, produce_paced, wait_for_files
 
 pytestmark = pytest.mark.e2e
 

@@ -25,11 +25,11 @@ from client.openmsistream_config import read_openmsistream_config
 from devstack.kafka import KafkaCluster, Listener, ScramUser, authorizer_properties, tls_listener_properties
 from devstack.processes import child_env, free_port
 from devstack.stack import S3Server
+from devstack.testing import pipeline_env, poll, wait_for_files
 from devstack.tls import Pki, make_test_pki
 from devstack.worker import FAUST, PROJECT_ROOT, Worker
 from settings import load_settings
 from tests.e2e.test_openmsistream import openmsistream_venv  # noqa: F401  (the fixture, reused)
-from tests.harness import pipeline_env, poll, wait_for_files
 
 pytestmark = pytest.mark.e2e
 

@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from devstack.stack import DevStack
+from devstack.testing import file_messages, produce_chunks, wait_for_files
 from devstack.worker import PROJECT_ROOT
-from tests.chunks import file_messages
-from tests.harness import produce_chunks, wait_for_files
 
 pytestmark = pytest.mark.e2e
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from devstack.processes import ManagedProcess, child_env
+from devstack.testing import wait_for_files
 from devstack.worker import FAUST, PROJECT_ROOT, Worker
-from tests.harness import wait_for_files
 
 pytestmark = pytest.mark.e2e
 

@@ -26,8 +26,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from devstack.processes import ManagedProcess, child_env
 from devstack.stack import DEV_AWS_CREDENTIALS, DevStack
+from devstack.testing import poll, wait_for_files
 from devstack.worker import PROJECT_ROOT, Worker
-from tests.harness import poll, wait_for_files
 
 pytestmark = pytest.mark.e2e
 

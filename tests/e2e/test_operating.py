@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from devstack.processes import ManagedProcess, child_env, free_port, stop_together
+from devstack.testing import file_messages, pipeline_env, poll, produce_chunks, wait_for_files
 from devstack.worker import FAUST, PROJECT_ROOT, Worker
-from tests.chunks import file_messages
 from tests.deploy.promql import DASHBOARD, RULES, dashboard_expressions, metric_names, rule_expressions
-from tests.harness import metric_samples, pipeline_env, poll, produce_chunks, wait_for_files
+from tests.prometheus_samples import metric_samples
 
 pytestmark = pytest.mark.e2e
 

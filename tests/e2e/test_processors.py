@@ -20,10 +20,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from devstack.processes import child_env
+from devstack.testing import file_messages, produce_chunks, wait_for_files
 from devstack.worker import FAUST, PROJECT_ROOT, Worker
 from models.identity import FileId
-from tests.chunks import file_messages
-from tests.harness import produce_chunks, wait_for_files
 
 pytestmark = pytest.mark.e2e
 

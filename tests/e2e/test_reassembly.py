@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from devstack.testing import as_messages, make_chunks, produce_chunks, wait_for_files
 from models.chunk import encode_chunk
-from tests.chunks import as_messages, make_chunks
-from tests.harness import produce_chunks, wait_for_files
 
 pytestmark = pytest.mark.e2e
 

@@ -17,11 +17,10 @@ import pytest
 
 from devstack.processes import ManagedProcess, child_env, free_port
 from devstack.stack import DEV_AWS_CREDENTIALS, HOST, moto_server_argv
+from devstack.testing import file_messages, poll, produce_chunks, wait_for_files
 from devstack.worker import FAUST, PROJECT_ROOT
 from models.events import COMPLETED, FileEvent
 from storage.s3 import crc32_base64
-from tests.chunks import file_messages
-from tests.harness import poll, produce_chunks, wait_for_files
 
 pytestmark = pytest.mark.e2e
 

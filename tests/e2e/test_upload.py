@@ -18,11 +18,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from client.registry import Registry
 from devstack.processes import ManagedProcess, child_env, free_port
 from devstack.stack import DevStack
+from devstack.testing import pipeline_env
 from devstack.worker import FAUST, PROJECT_ROOT
 from models.chunk import decode_chunk
 from models.identity import FileId
 from settings import load_settings
-from tests.harness import pipeline_env
 
 pytestmark = pytest.mark.e2e
 

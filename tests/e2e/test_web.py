@@ -15,8 +15,16 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.chunks import as_messages, file_messages, make_chunks
-from tests.harness import metric_samples, poll, produce_chunks, produce_paced, wait_for_files
+from devstack.testing import (
+    as_messages,
+    file_messages,
+    make_chunks,
+    poll,
+    produce_chunks,
+    produce_paced,
+    wait_for_files,
+)
+from tests.prometheus_samples import metric_samples
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from devstack.stack import DevStack
-from tests.harness import pipeline_env
+from devstack.testing import pipeline_env
 
 pytestmark = pytest.mark.e2e
 

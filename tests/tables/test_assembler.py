@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from devstack.testing import make_chunks
 from models.bounds import ChunkLimits
 from models.chunk import encode_chunk
 from models.events import FileEvent
@@ -21,7 +22,6 @@ from tables.assembler import Assembler, AssemblyConfig, Verdict
 from tables.assembly import AssemblyState, Status
 from tables.transfer_record import TransferRecord
 from tables.transfer_state import State
-from tests.chunks import make_chunks
 
 LIMITS = ChunkLimits(max_payload_bytes=1024**2, max_file_size=1024**4)
 

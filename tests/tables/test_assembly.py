@@ -6,8 +6,8 @@ import itertools
 import orjson
 import pytest
 
+from devstack.testing import make_chunks
 from tables.assembly import Action, AssemblyState, Status, decide
-from tests.chunks import make_chunks
 
 
 def run(chunks, state=None):

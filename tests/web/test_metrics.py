@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import telemetry
-from tests.harness import metric_samples
+from tests.prometheus_samples import metric_samples
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
