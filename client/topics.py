@@ -9,11 +9,20 @@ partition count is reported instead of being used.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.errors import (
+    KafkaError,
+    LeaderNotAvailableError,
+    TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
+    for_code,
+)
 
 from client.kafka_security import client_options
 from settings import PREFIX, Settings
@@ -55,7 +64,7 @@ async def ensure_topics(settings: Settings, *, request_timeout: float = 30.0) ->
                 log.info("created topic %s (%d partitions)", topic, settings.partitions)
             elif error_code != TopicAlreadyExistsError.errno:
                 raise for_code(error_code)(f"cannot create topic {topic}")
-        descriptions = await admin.describe_topics(list(topic_names(settings)))
+        descriptions = await _described(admin, list(topic_names(settings)), request_timeout)
         message_limit = await _message_limit(admin, settings.chunks_topic)
     finally:
         await admin.close()
@@ -75,6 +84,27 @@ async def ensure_topics(settings: Settings, *, request_timeout: float = 30.0) ->
                 f"topic {description['topic']} has {found} partitions but {PREFIX}PARTITIONS is "
                 f"{settings.partitions}; delete the topic or change the setting"
             )
+
+
+# UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE: what a topic created a moment ago may still answer.
+_SETTLING = frozenset({UnknownTopicOrPartitionError.errno, LeaderNotAvailableError.errno})
+
+
+async def _described(admin: AIOKafkaAdminClient, names: list[str], timeout: float) -> list[dict[str, Any]]:
+    """The topics' descriptions once they show partitions.
+
+    A topic created a moment ago can be missing from the answering broker's metadata, or show
+    no partitions yet: that is not a wrong partition count, so ask again for a little while.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        descriptions: list[dict[str, Any]] = await admin.describe_topics(names)
+        settling = [
+            d for d in descriptions if d.get("error_code") in _SETTLING or not (d.get("error_code") or d["partitions"])
+        ]
+        if not settling or time.monotonic() > deadline:
+            return descriptions
+        await asyncio.sleep(0.2)
 
 
 async def _message_limit(admin: AIOKafkaAdminClient, topic: str) -> int | None:
