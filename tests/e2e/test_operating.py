@@ -68,7 +68,7 @@ class Cluster:
 
 def expand_ranges(text: str) -> list[int]:
     """``0-2,5`` → ``[0, 1, 2, 5]``."""
-    numbers = []
+    numbers: list[int] = []
     for span in text.split(","):
         first, _, last = span.partition("-")
         numbers += range(int(first), int(last or first) + 1)
@@ -80,6 +80,12 @@ def prometheus() -> str:
     if found is None:
         pytest.fail("prometheus is missing: `./dev test` installs it (apt-get install -y prometheus)")
     return found
+
+
+def assigned_partitions(worker: Worker) -> list[int]:
+    state = worker.health()
+    assert state is not None, f"worker {worker.name} does not answer"
+    return state["assigned_partitions"]
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +126,7 @@ def cluster(dev_stack, tmp_path_factory) -> Iterator[Cluster]:
         for worker in workers:
             worker.wait_ready(timeout=120)
         poll(
-            lambda: sorted(p for w in workers for p in w.health()["assigned_partitions"]) == [0, 1, 2, 3],
+            lambda: sorted(p for w in workers for p in assigned_partitions(w)) == [0, 1, 2, 3],
             90,
             "the partitions to split between both workers",
         )
