@@ -19,7 +19,15 @@ from pathlib import Path
 import pytest
 
 from devstack.processes import ManagedProcess, child_env, free_port, stop_together
-from devstack.testing import file_messages, pipeline_env, poll, produce_chunks, wait_for_files
+from devstack.testing import (
+    assigned_partitions,
+    file_messages,
+    is_complete_split,
+    pipeline_env,
+    poll,
+    produce_chunks,
+    wait_for_files,
+)
 from devstack.worker import FAUST, PROJECT_ROOT, Worker
 from tests.deploy.promql import DASHBOARD, RULES, dashboard_expressions, metric_names, rule_expressions
 from tests.prometheus_samples import metric_samples
@@ -82,12 +90,6 @@ def prometheus() -> str:
     return found
 
 
-def assigned_partitions(worker: Worker) -> list[int]:
-    state = worker.health()
-    assert state is not None, f"worker {worker.name} does not answer"
-    return state["assigned_partitions"]
-
-
 @pytest.fixture(scope="module")
 def cluster(dev_stack, tmp_path_factory) -> Iterator[Cluster]:
     base = tmp_path_factory.mktemp("prometheus")
@@ -126,7 +128,7 @@ def cluster(dev_stack, tmp_path_factory) -> Iterator[Cluster]:
         for worker in workers:
             worker.wait_ready(timeout=120)
         poll(
-            lambda: sorted(p for w in workers for p in assigned_partitions(w)) == [0, 1, 2, 3],
+            lambda: is_complete_split(assigned_partitions(workers), 4),
             90,
             "the partitions to split between both workers",
         )
