@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from client.openmsistream_config import ConfigFileError, read_openmsistream_config
@@ -637,7 +638,8 @@ def config_file_argument(argv: Sequence[str]) -> str | None:
 
 
 def _load(environ: Mapping[str, str]) -> Settings:
-    values = {}
+    # Each parser returns its own field's type; the pairing lives in SETTINGS, where the type system cannot see it.
+    values: dict[str, Any] = {}
     for setting in SETTINGS:
         raw = environ.get(setting.variable, setting.default)
         try:

@@ -186,7 +186,8 @@ for _runtime in runtimes.values():
     _add_agent(_runtime)
 
 
-@app.on_worker_init.connect
+# mode types a signal handler as taking any positional arguments; Faust sends this signal none.
+@app.on_worker_init.connect  # type: ignore[arg-type]
 def refuse_processors_without_output(sender: Any, **kwargs: Any) -> None:
     """Only a worker refuses: the upload and reprocess commands do not read output files."""
     if runtimes and not settings.write_output:

@@ -72,17 +72,20 @@ def chunk_partition(partition: int) -> TP:
     return TP(chunks_topic.get_topic_name(), partition)
 
 
-@app.on_worker_init.connect
+# mode types a signal handler as taking any positional arguments; Faust sends this signal none.
+@app.on_worker_init.connect  # type: ignore[arg-type]
 def start_with_an_empty_spool(sender: Any, **kwargs: Any) -> None:
     spool.wipe()
 
 
-@app.on_partitions_revoked.connect
+# mode types a signal handler as taking any positional arguments; Faust sends this signal one, named here.
+@app.on_partitions_revoked.connect  # type: ignore[arg-type]
 async def forget_held_records(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
     holds.drop(tp for tp in revoked if tp.topic == chunks_topic.get_topic_name())
 
 
-@app.on_partitions_assigned.connect
+# mode types a signal handler as taking any positional arguments; Faust sends this signal one, named here.
+@app.on_partitions_assigned.connect  # type: ignore[arg-type]
 async def forget_spools_of_lost_partitions(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
     now_owned = {tp.partition for tp in assigned if tp.topic == chunks_topic.get_topic_name()}
     for partition in _owned_partitions - now_owned:

@@ -281,7 +281,8 @@ def owned_partitions() -> set[int]:
     return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
 
 
-@app.on_partitions_assigned.connect
+# mode types a signal handler as taking any positional arguments; Faust sends this signal one, named here.
+@app.on_partitions_assigned.connect  # type: ignore[arg-type]
 async def abort_orphaned_uploads(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
     """Abort the unfinished multipart uploads of the files this worker now owns and does not upload itself.
 

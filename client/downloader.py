@@ -163,8 +163,7 @@ def _download_one(
     try:
         with (
             AtomicFile(download.destination) as out,
-            # read_verified is a generator (it has close()) that storage/s3.py annotates as an Iterator.
-            closing(read_verified(client, bucket, download.stored, piece_size=PIECE_SIZE)) as pieces,  # type: ignore[type-var]
+            closing(read_verified(client, bucket, download.stored, piece_size=PIECE_SIZE)) as pieces,
         ):
             for piece in pieces:
                 if stop.is_set():

@@ -145,7 +145,7 @@ def run_demo(args: argparse.Namespace) -> int:
         }
         worker = Worker(env, var / "worker", web_port=args.web_port).start()
         try:
-            log.info("starting a worker (web %s, log %s)", worker.url, worker.process.log_path)
+            log.info("starting a worker (web %s, log %s)", worker.url, worker.log_path)
             worker.wait_ready(timeout=120)
             started = time.monotonic()
             upload = subprocess.run(
@@ -164,7 +164,7 @@ def run_demo(args: argparse.Namespace) -> int:
             metadata = asyncio.run(_read_metadata(load_settings(child_env(env)), identities, 30))
             print(f"\n{'file':28} {'bytes':>9}  {'output dir':15} {'S3':8} metadata")
             for name, identity in zip(sorted(sizes), identities, strict=True):
-                verdict = {True: "byte-identical", False: "DIFFERENT"}.get(arrived.get(name), "missing")
+                verdict = {True: "byte-identical", False: "DIFFERENT", None: "missing"}[arrived.get(name)]
                 content = metadata.get(identity, {}).get("content", {})
                 print(
                     f"{name:28} {sizes[name]:>9}  {verdict:15} {transfers.get(identity, 'missing'):8} "

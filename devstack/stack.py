@@ -20,7 +20,6 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from devstack.kafka import KafkaCluster
 from devstack.processes import ManagedProcess, free_port
@@ -109,18 +108,6 @@ class TansuBroker:
             self.process = None
 
 
-class BrokerServer(Protocol):
-    @property
-    def broker_url(self) -> str: ...
-
-    @property
-    def bootstrap_servers(self) -> str: ...
-
-    def start(self) -> object: ...
-
-    def stop(self) -> None: ...
-
-
 @dataclass
 class DevStack:
     """A broker (Kafka or Tansu) and an S3 server; tells clients how to reach them, and stops them."""
@@ -132,7 +119,7 @@ class DevStack:
     broker_port: int | None = None
     s3_port: int | None = None
     s3: S3Server = field(init=False)
-    server: BrokerServer = field(init=False)
+    server: KafkaCluster | TansuBroker = field(init=False)
 
     def __post_init__(self) -> None:
         if self.broker not in BROKERS:
@@ -140,10 +127,13 @@ class DevStack:
         self.s3 = S3Server(self.log_dir, port=self.s3_port or free_port())
         self.s3_port = self.s3.port
         if self.broker == "kafka":
-            fixed = {}
+            client_ports: tuple[int, ...] = ()
+            controller_ports: tuple[int, ...] = ()
             if self.broker_port is not None and self.kafka_nodes == 1:
-                fixed = {"client_ports": (self.broker_port,), "controller_ports": (self.broker_port + 1,)}
-            self.server = KafkaCluster(self.log_dir, nodes=self.kafka_nodes, **fixed)
+                client_ports, controller_ports = (self.broker_port,), (self.broker_port + 1,)
+            self.server = KafkaCluster(
+                self.log_dir, nodes=self.kafka_nodes, client_ports=client_ports, controller_ports=controller_ports
+            )
         else:
             self.server = TansuBroker(self.log_dir, port=self.broker_port or free_port())
 

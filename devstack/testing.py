@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeGuard
 
 import boto3
 from aiokafka import AIOKafkaProducer
@@ -121,7 +121,13 @@ def produce_paced(env: Mapping[str, str], batches: list[list[Message]], pause: f
 # --- one pipeline ---------------------------------------------------------------------------
 
 
-def pipeline_env(stack: DevStack, base_dir: Path, **overrides: str) -> dict[str, str]:
+class Stack(Protocol):
+    """What a pipeline needs of a stack (a DevStack, or a test's own): where its broker and S3 are."""
+
+    def env(self) -> dict[str, str]: ...
+
+
+def pipeline_env(stack: Stack, base_dir: Path, **overrides: str) -> dict[str, str]:
     """Settings for one isolated pipeline on a shared stack: its own app id, topics, dirs and bucket.
 
     Short group timeouts: a SIGKILLed worker's partitions move once its session expires (and the
@@ -340,7 +346,7 @@ def assigned_partitions(workers: Sequence[Worker]) -> dict[str, list[int]] | Non
     return split
 
 
-def is_complete_split(split: Mapping[str, list[int]] | None, partitions: int) -> bool:
+def is_complete_split(split: dict[str, list[int]] | None, partitions: int) -> TypeGuard[dict[str, list[int]]]:
     """Every partition owned by exactly one worker, and no worker idle (there are enough partitions)."""
     if split is None:
         return False

@@ -25,13 +25,14 @@ class Worker:
         self.web_port = web_port or free_port()
         self.data_dir = data_dir
         self.env = {**env, "FILESTREAM_DATA_DIR": str(data_dir), "FILESTREAM_WEB_PORT": str(self.web_port)}
+        self.log_path = data_dir.parent / f"{name}.log"
         self.process: ManagedProcess | None = None
 
     def start(self) -> Worker:
         self.process = ManagedProcess(
             self.name,
             [FAUST, "-A", "app", "worker", "-l", "info"],
-            log_path=self.data_dir.parent / f"{self.name}.log",
+            log_path=self.log_path,
             env=child_env(self.env),
             cwd=PROJECT_ROOT,
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -202,7 +202,9 @@ def describe_object(client: BaseClient, bucket: str, key: str) -> StoredObject |
     )
 
 
-def read_verified(client: BaseClient, bucket: str, stored: StoredObject, *, piece_size: int) -> Iterator[bytes]:
+def read_verified(
+    client: BaseClient, bucket: str, stored: StoredObject, *, piece_size: int
+) -> Generator[bytes, None, None]:
     """The bytes of the object ``stored`` describes, in pieces of at most ``piece_size``, verified at the end.
 
     GetObject asks for the ETag HeadObject saw, so the bytes are the ones the stored checksum

@@ -59,7 +59,10 @@ class TransferStore(Protocol):
 
 
 Publish = Callable[[bytes, FileEvent, int], Awaitable[None]]
-RunBlocking = Callable[[Callable[[], T]], Awaitable[T]]
+
+
+class RunBlocking(Protocol):
+    def __call__(self, call: Callable[[], T], /) -> Awaitable[T]: ...
 
 
 @dataclass(frozen=True)
@@ -161,7 +164,8 @@ class Assembler:
             if decision.action is Action.CORRUPT and state.status is Status.ASSEMBLING:
                 state.rejected_chunks += 1
                 self.states.save(file_id.key, state)
-            verdict = self._reject(state, decision.action.value, decision.reason, f"chunk {chunk.index} of {file_id}")
+            reason: telemetry.RejectionReason = "stale" if decision.action is Action.STALE else "corrupt"
+            verdict = self._reject(state, reason, decision.reason, f"chunk {chunk.index} of {file_id}")
             return Verdict(self._settled(file_id.key, state), verdict.rejected, file_id.key)
         assert state is not None  # noqa: S101  (started, reset or known)
 
@@ -359,8 +363,10 @@ class Assembler:
         if not self._transfer_needs(key, state.epoch):
             self.spool.discard(SpoolKey(state.partition, key, state.epoch))
 
-    def _reject(self, state: AssemblyState | None, reason: str, detail: str, what: str) -> Verdict:
-        telemetry.chunk_rejected(reason)  # type: ignore[arg-type]
+    def _reject(
+        self, state: AssemblyState | None, reason: telemetry.RejectionReason, detail: str, what: str
+    ) -> Verdict:
+        telemetry.chunk_rejected(reason)
         log.warning("rejected %s: %s", what, detail)
         return Verdict(settled=state is None or state.status is not Status.ASSEMBLING, rejected=f"{reason}: {detail}")
 

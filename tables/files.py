@@ -39,7 +39,7 @@ class Codec(Protocol):
 R = TypeVar("R", bound=Codec)
 
 
-def bytes_table(name: str, help: str, recovery_buffer_size: int = 1000) -> faust.Table:
+def bytes_table(name: str, help: str, recovery_buffer_size: int = 1000) -> faust.types.TableT[bytes, bytes]:
     return app.Table(
         name,
         key_type=bytes,  # bytes types make Faust store and log keys and values raw
@@ -66,7 +66,7 @@ def ensure_assignment_current() -> None:
 class RecordTable(Generic[R]):
     """One table's values as records of one class."""
 
-    def __init__(self, table: faust.Table, loads: Any) -> None:
+    def __init__(self, table: faust.types.TableT[bytes, bytes], loads: Any) -> None:
         self.table = table
         self._loads = loads
 

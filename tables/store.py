@@ -21,7 +21,8 @@ class ChangelogBackedStore(RocksDBStore):
     def _open_for_partition(self, partition: int) -> rocksdict.Rdict:
         db = super()._open_for_partition(partition)
         write_options = rocksdict.WriteOptions()
-        write_options.disable_wal = True
+        # rocksdict 0.3.29's stub declares disable_wal a method; the extension defines it as a property, set here.
+        write_options.disable_wal = True  # type: ignore[method-assign, assignment]
         db.set_write_options(write_options)
         return db
 

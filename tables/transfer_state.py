@@ -55,7 +55,8 @@ class TransferDecision:
 
 def backoff_delay(retries: int, *, base: float, cap: float) -> float:
     """The longest wait before retry number ``retries + 1``: ``base * 2**retries``, at most ``cap``."""
-    return min(cap, base * 2**retries)
+    doublings: int = 2**retries  # typeshed types int ** int as Any: a negative exponent gives a float
+    return min(cap, base * doublings)
 
 
 def full_jitter(delay: float) -> float:

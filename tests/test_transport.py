@@ -69,8 +69,8 @@ class Message:
 def test_a_file_holds_its_first_record_only_without_the_payload_until_it_is_released():
     holds = CommitHolds()
     first, second = Message(0, 5), Message(0, 9)
-    assert holds.hold(first, b"lab/a")  # type: ignore[arg-type]
-    assert not holds.hold(second, b"lab/a")  # type: ignore[arg-type]
+    assert holds.hold(first, b"lab/a")
+    assert not holds.hold(second, b"lab/a")
     assert first.value is None and second.value is not None
     assert holds.held(TP("chunks", 0)) == {b"lab/a": 5}
     consumer = object()
@@ -82,8 +82,8 @@ def test_a_file_holds_its_first_record_only_without_the_payload_until_it_is_rele
 def test_records_held_for_revoked_partitions_are_dropped_never_acknowledged():
     holds = CommitHolds()
     kept, revoked = Message(0, 1), Message(1, 2)
-    holds.hold(kept, b"lab/a")  # type: ignore[arg-type]
-    holds.hold(revoked, b"lab/b")  # type: ignore[arg-type]
+    holds.hold(kept, b"lab/a")
+    holds.hold(revoked, b"lab/b")
     holds.drop([TP("chunks", 1)])
     holds.release(TP("chunks", 1), b"lab/b", object())
     assert revoked.acked_by is None

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from tables.assembly import Status
+from tables.assembly import AssemblyState, Status
+from tables.transfer_record import TransferRecord
 from tables.transfer_state import State
 from tables.transfers import transfers
 from web.paging import Newest, cooperative
@@ -17,7 +18,7 @@ _FAILED_TRANSFER_STATES = (State.FAILED, State.INVALID)
 
 async def assembly_census(now: float) -> dict[str, Any]:
     by_status: Counter[str] = Counter({status.value: 0 for status in Status})
-    newest = {
+    newest: dict[Status, Newest[tuple[bytes, AssemblyState]]] = {
         Status.ASSEMBLING: Newest(IN_FLIGHT_SHOWN),
         Status.COMPLETED: Newest(RECENT_SHOWN),
         Status.FAILED: Newest(RECENT_SHOWN),
@@ -36,7 +37,7 @@ async def assembly_census(now: float) -> dict[str, Any]:
 
 async def transfer_census() -> dict[str, Any]:
     by_state: Counter[str] = Counter({state.value: 0 for state in State})
-    failures = Newest(RECENT_SHOWN)
+    failures: Newest[TransferRecord] = Newest(RECENT_SHOWN)
     async for _, record in cooperative(transfers.items()):
         transfer = record.transfer
         by_state[transfer.state.value] += 1

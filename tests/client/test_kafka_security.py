@@ -156,6 +156,7 @@ def test_describe_refusal(pki: Pki, error: BaseException, expected: str | None):
     if expected is None:
         assert described is None
     else:
+        assert described is not None
         assert expected in described and "b:9093" in described and PASSWORD not in described
 
 

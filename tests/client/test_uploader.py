@@ -14,8 +14,8 @@ from client.discovery import discover
 from client.kafka_security import BrokerAccessError
 from client.registry import Registry
 from client.topics import TopicMismatch
-from client.uploader import ByteBudget, Outcome, Uploader, UploadOptions
-from models.chunk import decode_chunk
+from client.uploader import ByteBudget, FileResult, Outcome, Uploader, UploadOptions
+from models.chunk import FileChunk, decode_chunk
 from settings import load_settings
 
 CHUNK = 1000
@@ -62,12 +62,13 @@ class FakeBroker:
 
     def files(self) -> dict[str, dict[int, bytes]]:
         """``path -> generation -> content`` reassembled from the acknowledged records."""
-        chunks = defaultdict(dict)
+        chunks: dict[tuple[str, int], dict[int, FileChunk]] = defaultdict(dict)
         for key, value in self.acked:
             record = decode_chunk(value)
             assert key == record.file_id.key
+            assert record.generation is not None, "the uploader numbers every generation"
             chunks[(record.path, record.generation)][record.index] = record
-        files = defaultdict(dict)
+        files: dict[str, dict[int, bytes]] = defaultdict(dict)
         for (path, generation), by_index in chunks.items():
             count = next(iter(by_index.values())).chunk_count
             if len(by_index) == count:
@@ -96,7 +97,7 @@ class RecordingProgress:
     def __init__(self) -> None:
         self.planned_bytes = 0
         self.acked_bytes = 0
-        self.results = []
+        self.results: list[FileResult] = []
 
     def planned(self, files: int, size: int) -> None:
         self.planned_bytes += size
@@ -104,7 +105,7 @@ class RecordingProgress:
     def advanced(self, size: int) -> None:
         self.acked_bytes += size
 
-    def finished(self, result) -> None:
+    def finished(self, result: FileResult) -> None:
         self.results.append(result)
 
 
@@ -119,14 +120,14 @@ def tree(tmp_path: Path) -> Path:
 
 def run_upload(tmp_path: Path, broker: FakeBroker, root: Path, **options):
     settings = load_settings({"FILESTREAM_DATA_DIR": str(tmp_path / "data")})
-    options = UploadOptions(chunk_size=CHUNK, first_backoff=0.001, **options)
+    upload_options = UploadOptions(chunk_size=CHUNK, first_backoff=0.001, **options)
 
     async def go():
         with Registry.in_data_dir(settings.data_dir, settings.chunks_topic) as registry:
             uploader = Uploader(
                 settings,
                 registry,
-                options,
+                upload_options,
                 RecordingProgress(),
                 producer_factory=broker.producer,
                 prepare_topics=broker.prepare_topics,

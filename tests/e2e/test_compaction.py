@@ -37,7 +37,7 @@ async def records_in(bootstrap: str, topic: str) -> tuple[int, int, int]:
         consumer.assign([partition])
         await consumer.seek_to_beginning(partition)
         end = (await consumer.end_offsets([partition]))[partition]
-        records, keys = 0, set()
+        records, keys = 0, set[bytes]()
         while await consumer.position(partition) < end:
             for batch in (await consumer.getmany(partition, timeout_ms=1000)).values():
                 records += len(batch)

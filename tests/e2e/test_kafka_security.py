@@ -122,6 +122,7 @@ def run_upload(env: Mapping[str, str], *args: str) -> tuple[subprocess.Completed
 
 def run_worker_until_exit(env: Mapping[str, str], data_dir: Path) -> tuple[int, str, float]:
     worker = Worker(env, data_dir).start()
+    assert worker.process is not None
     started = time.monotonic()
     try:
         status = worker.process.popen.wait(timeout=HANG)
@@ -187,7 +188,7 @@ def test_scram_users_move_files_over_sasl_ssl(secured: SecuredStack, tmp_path: P
         for name, files in uploads.items():
             wait_for_files(output / name, files, workers=[worker])
         wait_valid_in_s3(worker, {f"{name}/{path}" for name, files in uploads.items() for path in files})
-        assert worker.process.alive()
+        assert worker.process is not None and worker.process.alive()
         assert ALICE.password not in worker.log_tail(100_000)
     finally:
         worker.stop()

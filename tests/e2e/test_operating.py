@@ -19,7 +19,15 @@ from pathlib import Path
 import pytest
 
 from devstack.processes import ManagedProcess, child_env, free_port, stop_together
-from devstack.testing import file_messages, pipeline_env, poll, produce_chunks, wait_for_files
+from devstack.testing import (
+    assigned_partitions,
+    file_messages,
+    is_complete_split,
+    pipeline_env,
+    poll,
+    produce_chunks,
+    wait_for_files,
+)
 from devstack.worker import FAUST, PROJECT_ROOT, Worker
 from tests.deploy.promql import DASHBOARD, RULES, dashboard_expressions, metric_names, rule_expressions
 from tests.prometheus_samples import metric_samples
@@ -68,7 +76,7 @@ class Cluster:
 
 def expand_ranges(text: str) -> list[int]:
     """``0-2,5`` → ``[0, 1, 2, 5]``."""
-    numbers = []
+    numbers: list[int] = []
     for span in text.split(","):
         first, _, last = span.partition("-")
         numbers += range(int(first), int(last or first) + 1)
@@ -120,7 +128,7 @@ def cluster(dev_stack, tmp_path_factory) -> Iterator[Cluster]:
         for worker in workers:
             worker.wait_ready(timeout=120)
         poll(
-            lambda: sorted(p for w in workers for p in w.health()["assigned_partitions"]) == [0, 1, 2, 3],
+            lambda: is_complete_split(assigned_partitions(workers), 4),
             90,
             "the partitions to split between both workers",
         )

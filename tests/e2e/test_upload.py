@@ -20,7 +20,7 @@ from devstack.processes import ManagedProcess, child_env, free_port
 from devstack.stack import DevStack
 from devstack.testing import pipeline_env
 from devstack.worker import FAUST, PROJECT_ROOT
-from models.chunk import decode_chunk
+from models.chunk import FileChunk, decode_chunk
 from models.identity import FileId
 from settings import load_settings
 
@@ -76,9 +76,9 @@ def read_topic(env: dict[str, str], stall_timeout: float = 30) -> list[tuple[int
     return asyncio.run(_read_all(env, stall_timeout))
 
 
-def reassemble(records) -> dict[str, dict[int, bytes]]:
+def reassemble(records) -> dict[str, dict[int | None, bytes]]:
     """``path -> generation -> content``, checking keys, partitions, chunk and file hashes on the way."""
-    chunks: dict[tuple[str, int], dict[int, object]] = defaultdict(dict)
+    chunks: dict[tuple[str, int | None], dict[int, FileChunk]] = defaultdict(dict)
     partition_of: dict[str, int] = {}
     for partition, key, value in records:
         record = decode_chunk(value)
@@ -88,7 +88,7 @@ def reassemble(records) -> dict[str, dict[int, bytes]]:
         assert record.payload_is_intact()
         previous = chunks[(record.path, record.generation)].setdefault(record.index, record)
         assert previous.payload == record.payload
-    files: dict[str, dict[int, bytes]] = defaultdict(dict)
+    files: dict[str, dict[int | None, bytes]] = defaultdict(dict)
     for (path, generation), by_index in chunks.items():
         count = by_index[0].chunk_count
         assert sorted(by_index) == list(range(count)), f"{path} generation {generation}: chunks missing"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from typing import TypedDict
 
 import pytest
 from hypothesis import given, settings
@@ -15,6 +16,16 @@ from models.chunk import MAGIC, ChunkDecodeError, decode_chunk
 
 LIMITS = ChunkLimits(max_payload_bytes=4 * 1024**2, max_file_size=1024**4)
 HUGE = st.integers(min_value=-(2**70), max_value=2**70)
+
+
+class Layout(TypedDict):
+    """What a header claims about its chunk's place in its file: check_layout's arguments but the limits."""
+
+    chunk_count: int
+    file_size: int | None
+    index: int
+    offset: int
+    length: int
 
 
 def cut(file_size: int, chunk_length: int) -> list[dict[str, int]]:
@@ -98,9 +109,9 @@ def test_any_accepted_header_describes_a_file_within_the_limits(
         ({"chunk_count": 1, "file_size": 8 * 1024**2, "index": 0, "offset": 0, "length": 8 * 1024**2}, "carries"),
     ],
 )
-def test_header_bombs_and_contradictions_are_refused_saying_why(claim: dict[str, int | None], reason: str) -> None:
+def test_header_bombs_and_contradictions_are_refused_saying_why(claim: Layout, reason: str) -> None:
     with pytest.raises(ChunkBoundsError, match=reason):
-        check_layout(limits=LIMITS, **claim)  # type: ignore[arg-type]
+        check_layout(limits=LIMITS, **claim)
 
 
 def _record(header: Mapping[str, object], payload: bytes) -> bytes:

@@ -155,7 +155,7 @@ def test_a_file_whose_hash_does_not_match_fails_and_nothing_goes_to_s3(tmp_path:
     lying = [c.derive(file_hash="0" * 64) for c in chunks]
     rig.send([(c.file_id.key, encode_chunk(c)) for c in lying])
     [event] = rig.events
-    assert event.status == "failed" and "file hash mismatch" in event.reason
+    assert event.status == "failed" and event.reason and "file hash mismatch" in event.reason
     assert rig.transfers == {} and not (rig.output_dir / "lab/run/data.bin").exists()
     assert list(rig.assembler.spool.root.rglob("*-0")) == []
 
@@ -170,7 +170,8 @@ def test_an_output_conflict_fails_with_its_reason_and_still_goes_to_s3(tmp_path:
     rig.send(messages(b"first!", path=first))
     rig.send(messages(b"second", path=second))
     failed = rig.events[-1]
-    assert failed.status == "failed" and failed.reason.startswith("output:") and failed.file_size == 6
+    assert failed.status == "failed" and failed.reason and failed.reason.startswith("output:")
+    assert failed.file_size == 6
     assert rig.transfers.load(f"lab/{second}".encode()).transfer.state is State.READY
     assert rig.states.load(f"lab/{second}".encode()).status is Status.FAILED
 
@@ -180,7 +181,7 @@ def test_an_output_directory_that_is_a_file_fails_each_file_and_s3_still_gets_it
     rig.output_dir.write_bytes(b"not a directory")
     rig.send(messages(b"payload"))
     [event] = rig.events
-    assert event.status == "failed" and "where a directory must be" in event.reason
+    assert event.status == "failed" and event.reason and "where a directory must be" in event.reason
     assert rig.transfers.load(b"lab/run/a.bin") is not None
 
 
@@ -190,7 +191,7 @@ def test_header_bombs_are_rejected_before_any_state_exists(tmp_path: Path, chunk
     [chunk] = make_chunks(b"tiny", chunk_size=4)
     bomb = chunk.derive(chunk_count=chunk_count, index=min(chunk_count - 1, 2**32 + 1))
     [verdict] = rig.send([(bomb.file_id.key, encode_chunk(bomb))])
-    assert verdict.rejected.startswith("malformed") and verdict.settled
+    assert verdict.rejected and verdict.rejected.startswith("malformed") and verdict.settled
     assert rig.states == {}
 
 
@@ -216,7 +217,7 @@ def test_records_that_name_no_file_or_the_wrong_one_are_rejected_and_settled(tmp
     rig = Rig(tmp_path)
     [(key, value)] = messages(b"abc")
     verdicts = rig.send([(key, b"garbage"), (b"lab/other", value), (None, value)])
-    assert [v.rejected.split(":")[0] for v in verdicts] == ["malformed", "key_mismatch", "key_mismatch"]
+    assert [v.rejected and v.rejected.split(":")[0] for v in verdicts] == ["malformed", "key_mismatch", "key_mismatch"]
     assert all(v.settled for v in verdicts) and rig.states == {}
 
 
@@ -226,5 +227,5 @@ def test_an_expired_partial_file_fails_saying_so_and_is_settled(tmp_path: Path) 
     state = rig.states.load(b"lab/run/a.bin")
     asyncio.run(rig.assembler.expire(b"lab/run/a.bin", state, now=state.last_chunk_at + 7200))
     [event] = rig.events
-    assert event.status == "failed" and event.reason.startswith("expired: 1 of 3 chunks")
+    assert event.status == "failed" and event.reason and event.reason.startswith("expired: 1 of 3 chunks")
     assert rig.assembler.settled(b"lab/run/a.bin")

@@ -2,8 +2,7 @@ import pytest
 
 from tables.transfer_record import Step, TransferRecord, next_step
 from tables.transfer_state import State, TransferState
-
-BACKOFF = {"backoff_base": 2.0, "backoff_cap": 60.0}
+from tests.tables.backoff import BACKOFF
 
 
 def ready(max_retries: int = 1) -> TransferState:

@@ -10,11 +10,11 @@ from tables.transfer_state import (
     backoff_delay,
     decide,
 )
+from tests.tables.backoff import BACKOFF
 
 FILE_ID = "lab-1/runs/2024/scan.h5"
 HASH = "a" * 64
 OTHER_HASH = "b" * 64
-BACKOFF = {"backoff_base": 2.0, "backoff_cap": 60.0}
 
 
 def fresh(generation: int | None = 3, max_retries: int = 2) -> TransferState:
@@ -37,6 +37,7 @@ def failed() -> TransferState:
 
 def exhausted() -> TransferState:
     state = transferring(max_retries=1).fail("refused", now=110.0, **BACKOFF)
+    assert state.next_attempt_at is not None
     state = state.retry(now=state.next_attempt_at).start_transfer(now=200.0)
     return state.fail("refused again", now=201.0, **BACKOFF)
 
