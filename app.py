@@ -86,7 +86,9 @@ app = FilestreamApp(
     store=STORE_URL,
     datadir=str(settings.data_dir),
     autodiscover=DISCOVERED,
-    processing_guarantee=settings.processing_guarantee,
+    # Not exactly_once: Kafka transactions commit their input offsets with their output, while a
+    # worker holds a chunk's offset until its file is settled (README, "Exactly once?").
+    processing_guarantee="at_least_once",
     topic_partitions=settings.partitions,
     topic_replication_factor=settings.replication_factor,
     web_enabled=settings.web_enabled,

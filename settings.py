@@ -37,7 +37,6 @@ PREFIX = "FILESTREAM_"
 
 BROKER_SCHEMES = ("kafka", "aiokafka")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-PROCESSING_GUARANTEES = ("at_least_once", "exactly_once")
 CHUNK_CODECS = ("filestream", "openmsistream", "auto")  # one decoder each in models.chunk_codecs
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -466,12 +465,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("session_timeout", "30", parse_seconds, "Consumer group session timeout, seconds."),
     Setting("heartbeat_interval", "3", parse_seconds, "Consumer group heartbeat interval, seconds."),
     Setting(
-        "processing_guarantee",
-        "at_least_once",
-        one_of(PROCESSING_GUARANTEES),
-        "Faust's processing guarantee: at_least_once, or exactly_once (Kafka transactions; see the README).",
-    ),
-    Setting(
         "dev_broker",
         "false",
         parse_bool,
@@ -532,7 +525,6 @@ class Settings:
     log_format: str
     session_timeout: float
     heartbeat_interval: float
-    processing_guarantee: str
     dev_broker: bool
 
     @property
@@ -655,10 +647,6 @@ def _load(environ: Mapping[str, str]) -> Settings:
         )
     if settings.openmsistream_topic:
         _check_openmsistream_intake(settings)
-    if settings.dev_broker and settings.processing_guarantee == "exactly_once":
-        raise SettingsError(
-            f"{PREFIX}PROCESSING_GUARANTEE=exactly_once needs Kafka transactions, which the development broker lacks"
-        )
     if settings.s3_multipart_threshold > settings.s3_part_size:
         # A file below the threshold is buffered whole for its single request.
         raise SettingsError(
