@@ -159,13 +159,13 @@ def run_filestream(
         worker = Worker(env, work / "worker").start()
         try:
             worker.wait_ready(timeout=120)
-            profiler = Profiler.attach(worker.process.pid, profile_path) if profile_path else None
-            worker_before, stack_before = process_stats(worker.process.pid), stack_stats(stack)
+            profiler = Profiler.attach(worker.pid, profile_path) if profile_path else None
+            worker_before, stack_before = process_stats(worker.pid), stack_stats(stack)
             timed = timed_upload(workload, env, [worker], work, stall_timeout=stall_timeout)
             run.stages, run.problem = timed.stages, timed.stalled
             if timed.uploader:
                 run.processes["uploader"] = timed.uploader
-            run.processes["worker"] = process_stats(worker.process.pid) - worker_before
+            run.processes["worker"] = process_stats(worker.pid) - worker_before
             run.processes.update({name: stats - stack_before[name] for name, stats in stack_stats(stack).items()})
             if profiler:
                 profiler.stop()
@@ -341,7 +341,7 @@ def run_openmsistream(workload: Workload, work: Path, partitions: int, broker: s
         downloader = start(
             "downloader", "DataFileDownloadDirectory", str(output), "--logger_file_path", str(work / "downloader-logs")
         )
-        uploader = None
+        uploader: ManagedProcess | None = None
         try:
             _warm_up(scripts, common, work, output, downloader)
             downloader_before, stack_before = process_stats(downloader.pid), stack_stats(stack)
@@ -380,9 +380,9 @@ def run_openmsistream(workload: Workload, work: Path, partitions: int, broker: s
             files = len(workload.sizes)
             run.verdict = f"{files - len(arrivals.pending)}/{files} byte-identical on disk (no S3 stage)"
         finally:
-            for process in (uploader, downloader):
-                if process is not None:
-                    process.stop()
+            downloader.stop()
+            if uploader is not None:
+                uploader.stop()
         run.broker_bytes = topic_groups(asyncio.run(topic_bytes(bootstrap)), TOPIC)
     return run
 

@@ -2,8 +2,8 @@
 
     .venv/bin/python -m bench.download_bench [--size 2GiB] [--jobs 1] [--quick] [--broker kafka|tansu]
 
-The object goes up through ``upload_stream`` (as the transfer agent sends it) from a
-separate process, so that this process only downloads and its peak RSS (``getrusage``)
+The object goes up through ``upload_file`` (as the transfer agent sends a spooled file) from
+a separate process, so that this process only downloads and its peak RSS (``getrusage``)
 is the downloader's: list, describe and plan, then a verified, atomic, streamed write
 (fsync included) through :func:`client.downloader.execute`.  The moto server is a
 separate process too, and holds the object.  Only S3 is measured; the stack's broker
@@ -20,33 +20,40 @@ import tempfile
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.common import add_broker_option, bench_stack
-from bench.s3_bench import MB, cpu_seconds, generated_file, peak_rss_mib
+from bench.s3_bench import MB, cpu_seconds, peak_rss_mib, write_generated_file
 from client.download_plan import plan_downloads
 from client.downloader import LogProgress, describe_objects, execute
 from settings import load_settings, parse_size
-from storage.s3 import ensure_bucket, make_s3_client, object_key, object_metadata, upload_stream
+from storage.objects import object_key, object_metadata
+from storage.s3 import ensure_bucket, make_s3_client
+from storage.s3_upload import PartLayout, upload_file
 
 SOURCE, PATH = "bench", "large.bin"
 
 
-def upload(bucket: str, size: int) -> None:
-    """Runs in a child process: the upload's part buffer must not count against the downloader's RSS."""
+def upload(bucket: str, size: int, work: str) -> None:
+    """Runs in a child process: the upload's part buffers must not count against the downloader's RSS."""
     settings = load_settings()
-    client = make_s3_client(1)
+    client = make_s3_client(settings.s3_threads + 1)
     ensure_bucket(client, bucket)
-    upload_stream(
-        client,
-        bucket,
-        object_key(settings.s3_prefix, SOURCE, PATH),
-        generated_file(size, os.urandom(1024**2)),
-        size,
-        object_metadata(SOURCE, PATH, 1, "0" * 64, size),
-        multipart_threshold=settings.s3_multipart_threshold,
-        part_size=settings.s3_part_size,
-    )
+    spooled = Path(work) / "upload.bin"
+    write_generated_file(spooled, size, os.urandom(1024**2))
+    with ThreadPoolExecutor(settings.s3_threads) as parts:
+        upload_file(
+            client,
+            bucket,
+            object_key(settings.s3_prefix, SOURCE, PATH),
+            spooled,
+            size,
+            object_metadata(SOURCE, PATH, 1, "0" * 64, size),
+            layout=PartLayout(settings.s3_multipart_threshold, settings.s3_part_size),
+            part_pool=parts,
+        )
+    spooled.unlink()
 
 
 def main() -> None:
@@ -63,7 +70,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as work, bench_stack(Path(work) / "logs", args.broker) as stack:
         os.environ.update({name: value for name, value in stack.env().items() if name.startswith("AWS_")})
-        uploader = multiprocessing.get_context("spawn").Process(target=upload, args=(bucket, size))
+        uploader = multiprocessing.get_context("spawn").Process(target=upload, args=(bucket, size, work))
         uploader.start()
         uploader.join()
         if uploader.exitcode != 0:

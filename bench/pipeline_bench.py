@@ -72,7 +72,7 @@ def run(name: str, files: dict[str, int], partitions: int, work: Path, broker: s
                 clock.observe((len(arrivals.pending), valid), lambda: f"{len(arrivals.pending)} files not on disk")
                 time.sleep(0.1)
             elapsed = time.monotonic() - started
-            stats = process_stats(worker.process.pid)
+            stats = process_stats(worker.pid)
         finally:
             worker.stop()
     total = sum(files.values())

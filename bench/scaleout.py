@@ -139,16 +139,14 @@ def run_workers(workload: Workload, work: Path, count: int, partitions: int, kil
         try:
             split = wait_for_split(workers, partitions)
             log.info("%d workers ready: %s", count, split)
-            before = {worker.name: process_stats(worker.process.pid) for worker in workers}
+            before = {worker.name: process_stats(worker.pid) for worker in workers}
             sizes = {f"{SOURCE}/{name}": size for name, size in workload.sizes.items()}
             recovery = Recovery(workers, partitions, output, sizes) if kill else None
             timed = timed_upload(workload, env, workers, work, on_poll=recovery)
             if recovery and recovery.completed_after is None and not timed.stalled:
                 recovery(timed.stages["in_s3"], timed.stages)  # the last files may finish between two polls
             stats = {
-                worker.name: process_stats(worker.process.pid) - before[worker.name]
-                for worker in workers
-                if worker.process.alive()
+                worker.name: process_stats(worker.pid) - before[worker.name] for worker in workers if worker.alive()
             }
             verdict = verify_delivery(workload, stack, env)
             return ScaleRun(count, split, timed.stages, stats, verdict, recovery, timed.stalled)
@@ -175,7 +173,7 @@ def report(workload: Workload, runs: list[ScaleRun], partitions: int, broker: st
         return f"{seconds:5.1f} s {rate:5.1f} MB/s {len(workload.sizes) / seconds:5.1f} files/s"
 
     scale = [run for run in runs if run.recovery is None]
-    recoveries = [run for run in runs if run.recovery is not None]
+    recoveries = [(run, run.recovery) for run in runs if run.recovery is not None]
     lines = [
         f"workload: {workload.describe()}; broker: {broker}; {partitions} partitions; session timeout "
         f"{BENCH_SETTINGS['FILESTREAM_SESSION_TIMEOUT']} s; load average before: {load:.2f}",
@@ -220,14 +218,14 @@ def report(workload: Workload, runs: list[ScaleRun], partitions: int, broker: st
                 [
                     [
                         run.workers,
-                        victim_label(run.recovery),
-                        _seconds(run.recovery.killed_at),
-                        len(run.recovery.in_flight),
-                        _seconds(run.recovery.takeover_after),
-                        _seconds(run.recovery.completed_after),
+                        victim_label(recovery),
+                        _seconds(recovery.killed_at),
+                        len(recovery.in_flight),
+                        _seconds(recovery.takeover_after),
+                        _seconds(recovery.completed_after),
                         _seconds(run.stages.get("in_s3")),
                     ]
-                    for run in recoveries
+                    for run, recovery in recoveries
                 ],
             ),
         ]

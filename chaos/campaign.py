@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -216,7 +217,7 @@ class Pipeline:
     def __init__(self, stack: DevStack, work: Path, *, broker_stack: DevStack | None = None, **overrides: str) -> None:
         self.stack = stack
         self.work = work
-        self.gate = S3Gate(stack.s3_port)
+        self.gate = S3Gate(stack.s3.port)
         self.env = pipeline_env(stack, work, AWS_ENDPOINT_URL_S3=self.gate.url, FILESTREAM_LOG_LEVEL="info")
         if broker_stack is not None:
             broker_env = broker_stack.env()
@@ -981,7 +982,7 @@ def expect_reported_failed(pipeline: Pipeline, scenario: Scenario, paths: list[s
         return assembly.get("status") == "failed" and bool(assembly.get("reason"))
 
     for path in paths:
-        reported = _wait_for(lambda path=path: failed(path), max(0.0, deadline - time.monotonic()), interval=0.5)
+        reported = _wait_for(functools.partial(failed, path), max(0.0, deadline - time.monotonic()), interval=0.5)
         if reported:
             scenario.notes.append(_file_report(pipeline, scenario.name, path))
         else:

@@ -42,6 +42,15 @@ class Worker:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.web_port}"
 
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise RuntimeError(f"{self.name} was never started")
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.alive()
+
     def get_json(self, path: str, timeout: float = 5.0) -> Any:
         # S310: always the http URL of the worker this process started.
         with urllib.request.urlopen(self.url + path, timeout=timeout) as response:  # noqa: S310
