@@ -54,11 +54,15 @@ def _wait_forever(message: str) -> None:
 
 
 def run_stack(args: argparse.Namespace) -> int:
-    var = args.var / args.broker
+    var = args.var / (args.broker if args.nodes == 1 else f"{args.broker}-{args.nodes}")
     if args.broker == "tansu":
+        if args.nodes != 1:
+            raise SystemExit("the development broker runs one node only (--nodes is for Kafka)")
         # The development broker keeps topics in memory: whatever an earlier run left is stale.
         shutil.rmtree(var, ignore_errors=True)
-    stack = DevStack(log_dir=var, broker=args.broker, broker_port=args.broker_port, s3_port=args.s3_port)
+    # Several Kafka nodes take free ports (each has a client and a controller port): the stack prints them.
+    port = args.broker_port if args.nodes == 1 else None
+    stack = DevStack(log_dir=var, broker=args.broker, kafka_nodes=args.nodes, broker_port=port, s3_port=args.s3_port)
     with stack:
         exports = "\n".join(f"export {name}={value}" for name, value in stack.env().items())
         print(f"# broker {stack.broker_url} ({args.broker}), S3 {stack.s3_url}; to use them:\n{exports}", flush=True)
@@ -198,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     stack = commands.add_parser("stack", help="run the broker and the S3 server until stopped")
+    stack.add_argument("--nodes", type=int, choices=(1, 3), default=1, help="Kafka nodes: 3 for a replicated cluster")
     demo = commands.add_parser("demo", help="run the main job end to end on the embedded stack")
     demo.add_argument("--keep-running", action="store_true", help="keep the stack and worker up after the summary")
     demo.add_argument("--web-port", type=int, default=6066)
