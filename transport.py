@@ -76,6 +76,17 @@ class Consumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer, committing by :func:`committable_offset` and only for the current assignment."""
 
     _accepting_generation: int | None = None
+    _revoked = False
+
+    def owns(self, message: Message) -> bool:
+        """Whether the assignment ``message`` was fetched under is still this consumer's: not revoked, not replaced.
+
+        A handler that finishes after that must write nothing (tables.files), and its record is
+        fetched again under the next assignment.  Not ``app.rebalancing``: that is set when a
+        rebalance starts, while the partitions are still ours and commits still count.
+        """
+        generation = message.generation_id
+        return not self._revoked and (generation is None or generation == self.app.consumer_generation_id)
 
     def ack(self, message: Message) -> bool:
         if message.generation_id is not None and message.generation_id != self._accepting_generation:
@@ -87,10 +98,12 @@ class Consumer(faust_aiokafka.Consumer):
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         self._accepting_generation = None
+        self._revoked = True
         await super().on_partitions_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
         self._accepting_generation = self.app.consumer_generation_id
+        self._revoked = False
         await super().on_partitions_assigned(assigned, generation_id)
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:

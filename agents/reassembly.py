@@ -104,8 +104,9 @@ async def handle_record(event: Any) -> None:
     message = event.message
     try:
         verdict = await assembler.handle(event.key, event.value, message.partition)
-    except AssignmentLost:
-        return  # never acknowledged: handled again after the rebalance
+    except AssignmentLost as exc:
+        log.info("%s: the record at offset %d is handled again after the rebalance", exc, message.offset)
+        return  # never acknowledged
     except Exception as exc:  # a record must never stop the agent
         log.exception("error handling the record at offset %d of partition %d", message.offset, message.partition)
         telemetry.chunk_rejected("error")
