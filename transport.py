@@ -88,6 +88,10 @@ class Consumer(faust_aiokafka.Consumer):
         generation = message.generation_id
         return not self._revoked and (generation is None or generation == self.app.consumer_generation_id)
 
+    def committed_offset(self, tp: TP) -> int | None:
+        """The partition's committed offset as this consumer knows it (from the group at assignment, then its commits)."""
+        return self._committed_offset.get(tp)
+
     def ack(self, message: Message) -> bool:
         if message.generation_id is not None and message.generation_id != self._accepting_generation:
             # Its assignment is gone: after the rebalance the record is fetched and processed again.

@@ -62,17 +62,17 @@ async def pipeline_readings() -> telemetry.PipelineReadings:
 def consumer_lags() -> Iterator[tuple[str, int, int]]:
     """Per partition this worker consumes (changelogs aside): high watermark minus committed offset.
 
-    Only partitions for which both are known: the high watermark once a fetch answered
-    for the partition, the committed offset once this worker committed on it.
+    Every partition whose high watermark is known (once a fetch answered for it); one never
+    committed counts from offset 0.  The records of files not yet settled stay uncommitted
+    (transport.CommitHolds), so they count here too: a takeover would read them again.
     """
     changelogs = {table.changelog_topic.get_topic_name() for table in app.tables.values()}
-    committed = app.monitor.tp_committed_offsets
     for tp in app.assignor.assigned_actives():
-        if tp.topic in changelogs or tp not in committed:
+        if tp.topic in changelogs:
             continue
         highwater = app.consumer.highwater(tp)
         if highwater is not None:
-            yield tp.topic, tp.partition, max(0, highwater - committed[tp])
+            yield tp.topic, tp.partition, max(0, highwater - (app.consumer.committed_offset(tp) or 0))
 
 
 telemetry.registry.register(telemetry.PipelineGauges(read_in_worker))
