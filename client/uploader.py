@@ -43,6 +43,7 @@ from client.registry import Registry
 from client.topics import TopicMismatch
 from client.upload_options import UploadOptions
 from client.upload_report import FileResult, Outcome, Progress, UploadReport
+from errors import ClientSideError
 from logs import file_fields
 from models.chunk import encode_chunk
 from settings import Settings
@@ -50,7 +51,7 @@ from settings import Settings
 log = logging.getLogger(__name__)
 
 
-class UploadAborted(RuntimeError):
+class UploadAborted(ClientSideError, RuntimeError):
     """The broker stayed unavailable through every retry, or the topics are set up wrongly."""
 
 
