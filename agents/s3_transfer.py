@@ -33,13 +33,13 @@ from faust.types import TP
 import telemetry
 from agents.reassembly import assembler, release_if_settled, spool
 from app import app, completed_topic, settings, transfer_requests_topic
+from errors import IdentityError
 from models.identity import FileId, InvalidIdentity
-from storage.objects import ObjectKeyTooLong, key_folder, object_key, object_metadata
+from storage.objects import key_folder, object_key, object_metadata
 from storage.s3 import S3BucketMissing, S3Error, S3Unreachable, ensure_bucket, make_s3_client, translated_errors
 from storage.s3_upload import (
     PartLayout,
     PendingUpload,
-    UploadChecksumMismatch,
     abort_uploads,
     upload_file,
     verify_object,
@@ -105,7 +105,7 @@ class BotoTransferCalls:
                 result = await self._upload(key, spooled, transfer.size, metadata, record.expected_checksum)
         except S3Unreachable as exc:
             raise S3Unanswered(str(exc)) from exc
-        except (S3Error, UploadChecksumMismatch, ObjectKeyTooLong, InvalidIdentity, OSError) as exc:
+        except (S3Error, IdentityError, OSError) as exc:  # S3 refused, the name makes no key, the spool is unreadable
             raise TransferFailed(f"{type(exc).__name__}: {exc}") from exc
         log.info(
             "s3: uploaded %s generation %s to s3://%s/%s: %d bytes in %d part(s)",

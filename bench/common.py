@@ -28,6 +28,7 @@ from devstack.testing import (
     upload_command,
 )
 from devstack.worker import PROJECT_ROOT, Worker
+from errors import FilestreamError
 from settings import load_settings
 
 log = logging.getLogger("bench")
@@ -260,7 +261,7 @@ class Arrivals:
         return len(self.pending)
 
 
-class Stall(TimeoutError):
+class Stall(FilestreamError, TimeoutError):
     """Nothing changed for too long: something was lost, or something hangs."""
 
 

@@ -37,7 +37,9 @@ from client.discovery import discover
 from client.progress import LogProgress
 from client.registry import Registry
 from client.topics import TopicMismatch, ensure_topics
-from client.uploader import Outcome, Uploader, UploadOptions, upload_once
+from client.upload_options import UploadOptions
+from client.upload_report import Outcome
+from client.uploader import Uploader, upload_once
 from settings import load_settings, parse_size
 
 KiB, MiB = 1024, 1024**2

@@ -1,4 +1,5 @@
 """A bounded fault campaign against the real pipeline: ``python -m chaos [--long] [--seed N]``.
 
-See chaos/campaign.py for the scenarios and how files are judged.
+chaos/campaign.py runs the scenarios (chaos/scenarios/, one module per family of faults) on one
+stack; chaos/verdict.py judges every file they sent.
 """

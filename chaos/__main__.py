@@ -14,7 +14,10 @@ import sys
 from pathlib import Path
 
 from bench.common import fresh_dir, prune
-from chaos.campaign import LONG, QUICK, SCENARIOS, report, run_campaign
+from chaos.campaign import run_campaign
+from chaos.scenario import LONG, QUICK
+from chaos.scenarios import SCENARIOS
+from chaos.verdict import report
 from devstack.stack import BROKERS, DEFAULT_BROKER
 from devstack.worker import PROJECT_ROOT
 

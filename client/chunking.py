@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from client.discovery import FileSignature
+from errors import ClientSideError
 from models.chunk import FileChunk, digest
 from models.identity import FileId
 
@@ -41,7 +42,7 @@ DEFAULT_KEEP_LIMIT = 64 * 1024**2
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
 
-class FileChangedError(OSError):
+class FileChangedError(ClientSideError, OSError):
     """The file changed while it was being read, so its chunks would not describe one version of it."""
 
 

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 
+from errors import ClientSideError
 from models.identity import MAX_SEGMENT_BYTES, FileId, InvalidIdentity
 from storage.objects import StoredObject, key_folder
 
@@ -47,7 +48,7 @@ FLAT_SEPARATOR = "__"
 LISTED_AT_MOST = 20
 
 
-class DownloadPlanError(ValueError):
+class DownloadPlanError(ClientSideError, ValueError):
     """The selection or the plan is refused; nothing has been written."""
 
 

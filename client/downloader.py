@@ -41,6 +41,7 @@ from client.download_plan import (
     refuse,
     select_keys,
 )
+from errors import ClientSideError
 from logs import file_fields
 from settings import Settings
 from storage.local import AtomicFile, confined_destination
@@ -53,7 +54,7 @@ log = logging.getLogger(__name__)
 PIECE_SIZE = 1024**2
 
 
-class DownloadStopped(Exception):
+class DownloadStopped(ClientSideError):
     """The download was asked to stop; the file being written was discarded."""
 
 

@@ -32,6 +32,7 @@ from aiokafka.helpers import create_ssl_context
 from aiokafka.protocol.coordination import FindCoordinatorRequest
 from aiokafka.protocol.metadata import MetadataRequest
 
+from errors import ClientSideError
 from settings import PREFIX, Settings, SettingsError, read_secret_file
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ X509_V_ERR_HOSTNAME_MISMATCH = 62
 X509_V_ERR_IP_ADDRESS_MISMATCH = 64
 
 
-class BrokerAccessError(RuntimeError):
+class BrokerAccessError(ClientSideError, RuntimeError):
     """The brokers refuse this client's credentials or TLS settings: no retry can help."""
 
 
@@ -70,7 +71,7 @@ def client_options(settings: Settings) -> KafkaClientOptions:
     return options
 
 
-class _KeyPasswordMissing(Exception):
+class _KeyPasswordMissing(ClientSideError):
     """OpenSSL asked for the password of an encrypted key that was given none."""
 
 

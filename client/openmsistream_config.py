@@ -30,8 +30,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from errors import ConfigurationError
 
-class ConfigFileError(ValueError):
+
+class ConfigFileError(ConfigurationError, ValueError):
     """The file cannot be read, is no INI file, or names an environment variable that is not set."""
 
 

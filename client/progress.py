@@ -13,7 +13,7 @@ from typing import IO
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from client.uploader import FileResult, Outcome, Progress, format_size
+from client.upload_report import FileResult, Outcome, Progress, format_size
 from logs import file_fields
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,8 @@ from client.discovery import PathFilter, discover, log_rejection
 from client.kafka_security import check_broker_access
 from client.progress import progress_for
 from client.registry import Registry
-from client.uploader import Uploader, UploadOptions, upload_once
+from client.upload_options import UploadOptions
+from client.uploader import Uploader, upload_once
 from client.watch import watch
 from models.identity import InvalidIdentity, validate_source
 from settings import Settings

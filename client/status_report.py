@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from client.uploader import format_size
+from client.upload_report import format_size
 
 IN_FLIGHT_SHOWN = 10
 FAILURES_SHOWN = 10

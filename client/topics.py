@@ -25,12 +25,13 @@ from aiokafka.errors import (
 )
 
 from client.kafka_security import client_options
+from errors import ClientSideError
 from settings import PREFIX, Settings
 
 log = logging.getLogger(__name__)
 
 
-class TopicMismatch(RuntimeError):
+class TopicMismatch(ClientSideError, RuntimeError):
     """A filestream topic exists with a partition count other than the configured one."""
 
 

@@ -18,152 +18,41 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import sqlite3
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import (
-    ClusterAuthorizationFailedError,
-    GroupAuthorizationFailedError,
-    KafkaError,
-    TopicAuthorizationFailedError,
+from client.chunk_producer import (
+    AUTHORIZATION_ERRORS,
+    BROKER_ERRORS,
+    ByteBudget,
+    ProducerLike,
+    describe_error,
+    kafka_producer,
+    not_authorized,
+    prepare_broker,
 )
-
-from client.chunking import DEFAULT_KEEP_LIMIT, ChunkPayloads, FileChangedError, ScannedFile, chunk_record, scan_file
+from client.chunking import ChunkPayloads, FileChangedError, ScannedFile, chunk_record, scan_file
 from client.discovery import LocalFile, Rejected
-from client.kafka_security import BrokerAccessError, check_broker_access, client_options
+from client.kafka_security import BrokerAccessError
 from client.registry import Registry
-from client.topics import TopicMismatch, ensure_topics
+from client.topics import TopicMismatch
+from client.upload_options import UploadOptions
+from client.upload_report import FileResult, Outcome, Progress, UploadReport
+from errors import ClientSideError
 from logs import file_fields
-from models.chunk import MAX_HEADER_BYTES, encode_chunk
+from models.chunk import encode_chunk
 from settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Broker trouble that a retry may cure; OSError covers refused and reset connections.
-BROKER_ERRORS = (KafkaError, OSError)
-# The broker's ACLs refuse this user something: no retry cures that.
-AUTHORIZATION_ERRORS = (TopicAuthorizationFailedError, GroupAuthorizationFailedError, ClusterAuthorizationFailedError)
 
-
-@dataclass(frozen=True)
-class UploadOptions:
-    chunk_size: int
-    retries: int = 5
-    ack_timeout: float = 30.0
-    first_backoff: float = 1.0
-    max_backoff: float = 30.0
-    max_in_flight_bytes: int = 32 * 1024**2
-    keep_limit: int = DEFAULT_KEEP_LIMIT
-    # A file that keeps changing while it is read is given up after this many tries.
-    read_attempts: int = 3
-
-    def backoff_ceiling(self, attempt: int) -> float:
-        """The longest pause before retry ``attempt`` (1-based): doubling from ``first_backoff``, at most
-        ``max_backoff``."""
-        return min(self.first_backoff * 2 ** (attempt - 1), self.max_backoff)
-
-    def backoff(self, attempt: int) -> float:
-        """Pause before retry ``attempt``: anywhere up to its ceiling ("full jitter"), so uploaders that saw
-        the same broker outage do not all come back at the same moment."""
-        return random.uniform(0, self.backoff_ceiling(attempt))  # noqa: S311  (spreading retries, not a secret)
-
-
-def largest_chunk_size(settings: Settings) -> int:
-    """The biggest payload whose encoded record still fits the request size the topics are set up for."""
-    return settings.max_message_bytes - MAX_HEADER_BYTES - 1024
-
-
-class Outcome(Enum):
-    SENT = "sent"
-    UNCHANGED = "unchanged"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class FileResult:
-    file: LocalFile
-    outcome: Outcome
-    detail: str = ""
-    generation: int | None = None
-    size: int = 0
-
-
-class Progress(Protocol):
-    def planned(self, files: int, size: int) -> None: ...
-
-    def advanced(self, size: int) -> None: ...
-
-    def finished(self, result: FileResult) -> None: ...
-
-
-class UploadAborted(RuntimeError):
+class UploadAborted(ClientSideError, RuntimeError):
     """The broker stayed unavailable through every retry, or the topics are set up wrongly."""
-
-
-class ProducerLike(Protocol):
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[Any]: ...
-
-
-def kafka_producer(settings: Settings, options: UploadOptions) -> AIOKafkaProducer:
-    return AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
-        client_id="filestream-uploader",
-        acks="all",
-        # Not idempotent: the duplicates a retry can cause are harmless (consumers place chunks by
-        # index), while an idempotent aiokafka producer retries a frozen broker on its own past
-        # --timeout, so the uploader could not report the outage and retry as it says it does.
-        enable_idempotence=False,
-        max_request_size=settings.max_message_bytes,
-        request_timeout_ms=int(options.ack_timeout * 1000),
-        **client_options(settings),
-    )
-
-
-async def prepare_broker(settings: Settings, *, request_timeout: float) -> None:
-    """Before the producer: stop on credentials the brokers refuse (BrokerAccessError), then create the topics."""
-    await check_broker_access(settings, timeout=request_timeout)
-    await ensure_topics(settings, request_timeout=request_timeout)
-
-
-def not_authorized(settings: Settings, error: BaseException, action: str, grant: str) -> str:
-    who = f"user {settings.sasl_username!r}" if settings.uses_sasl else "this client"
-    code = getattr(error, "message", type(error).__name__)  # aiokafka's name of the error code
-    return f"broker {','.join(settings.bootstrap_servers)} does not allow {who} to {action} ({code}): {grant}"
-
-
-class ByteBudget:
-    """Caps the bytes handed to the producer and not yet acknowledged.
-
-    One oversized request is let through when nothing is in flight, so a record bigger
-    than the whole budget cannot wait forever.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.used = 0
-        self._released = asyncio.Event()
-
-    async def acquire(self, size: int) -> None:
-        while self.used and self.used + size > self.limit:
-            self._released.clear()
-            await self._released.wait()
-        self.used += size
-
-    def release(self, size: int) -> None:
-        self.used -= size
-        self._released.set()
 
 
 @dataclass(eq=False)
@@ -454,57 +343,6 @@ def unreadable(error: OSError) -> str:
     if isinstance(error, FileNotFoundError):
         return "vanished before it could be read"
     return f"cannot be read: {error.strerror or error}"
-
-
-def describe_error(error: BaseException) -> str:
-    """``Name: message`` once (aiokafka's messages already start with the name)."""
-    text, name = str(error), type(error).__name__
-    return text if text.startswith(name) else f"{name}: {text}" if text else name
-
-
-@dataclass
-class UploadReport:
-    """The outcome of a one-shot upload, for the summary and the exit status."""
-
-    results: list[FileResult]
-    rejected: list[Rejected]
-    elapsed: float
-
-    @property
-    def failures(self) -> list[tuple[str, str]]:
-        failures = [(str(r.path), r.reason) for r in self.rejected if r.failure]
-        failures += [(str(r.file.path), r.detail) for r in self.results if r.outcome is Outcome.FAILED]
-        return failures
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
-
-    def count(self, outcome: Outcome) -> int:
-        return sum(1 for result in self.results if result.outcome is outcome)
-
-    def summary_lines(self, max_listed: int = 100) -> list[str]:
-        sent_bytes = sum(result.size for result in self.results if result.outcome is Outcome.SENT)
-        rate = sent_bytes / self.elapsed / 1e6 if self.elapsed > 0 else 0.0
-        skipped = sum(1 for rejected in self.rejected if not rejected.failure)
-        failures = self.failures
-        lines = [
-            f"upload summary: {self.count(Outcome.SENT)} file(s) sent ({format_size(sent_bytes)} in "
-            f"{self.elapsed:.2f} s, {rate:.1f} MB/s), {self.count(Outcome.UNCHANGED)} unchanged (already sent), "
-            f"{skipped} skipped, {len(failures)} failed"
-        ]
-        lines += [f"  FAILED {path}: {reason}" for path, reason in failures[:max_listed]]
-        if len(failures) > max_listed:
-            lines.append(f"  ... and {len(failures) - max_listed} more failures (each is in the log above)")
-        return lines
-
-
-def format_size(size: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} TB"
 
 
 async def upload_once(uploader: Uploader, files: Sequence[LocalFile], rejected: Sequence[Rejected]) -> UploadReport:

@@ -21,7 +21,8 @@ from typing import Generic, TypeVar
 
 from client.discovery import FileSignature, PathFilter, Rejected, discover, log_rejection
 from client.registry import Registry
-from client.uploader import Outcome, Uploader
+from client.upload_report import Outcome
+from client.uploader import Uploader
 from models.identity import FileId
 
 log = logging.getLogger(__name__)

@@ -13,12 +13,13 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from errors import ClientSideError
 from web.tokens import auth_headers
 
 SUMMARY_PATH = "/filestream/summary/?scope=cluster"
 
 
-class WorkerUnavailable(Exception):
+class WorkerUnavailable(ClientSideError):
     """A worker did not answer, or answered with an error."""
 
 

@@ -18,7 +18,7 @@ from app import app, settings
 from client.discovery import PathFilter
 from client.kafka_security import BrokerAccessError
 from client.session import UploadRequest, default_source_name, upload_and_report, watch_and_upload
-from client.uploader import UploadOptions, largest_chunk_size
+from client.upload_options import UploadOptions, largest_chunk_size
 from commands.base import Command
 from commands.config_file import config_option
 from models.identity import InvalidIdentity, validate_source

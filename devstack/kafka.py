@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack.processes import ManagedProcess, free_port, port_accepts, stop_together
+from errors import DevStackError
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ TOOLS = {
 }
 
 
-class KafkaUnavailable(RuntimeError):
+class KafkaUnavailable(DevStackError, RuntimeError):
     """Java or Maven is missing, or the broker's artifacts cannot be resolved."""
 
 

@@ -16,13 +16,15 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from errors import DevStackError
+
 BROKER_HOSTS = ("127.0.0.1", "localhost")
 CLIENT_COMMON_NAME = "filestream-client"
 VALID_DAYS = "2"
 _EC_KEY = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1")
 
 
-class OpenSSLUnavailable(RuntimeError):
+class OpenSSLUnavailable(DevStackError, RuntimeError):
     """The ``openssl`` command is missing or refused to make a certificate."""
 
 

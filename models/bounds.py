@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from errors import RecordError
 
-class ChunkBoundsError(ValueError):
+
+class ChunkBoundsError(RecordError, ValueError):
     """A header whose numbers cannot describe a chunk of a real file."""
 
 

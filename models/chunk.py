@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from errors import RecordError
 from models.bounds import ChunkBoundsError, ChunkLimits, check_layout
 from models.identity import FileId, InvalidIdentity
 
@@ -36,7 +37,7 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-class ChunkDecodeError(ValueError):
+class ChunkDecodeError(RecordError, ValueError):
     """A message on the chunk topic that is not a well-formed chunk record."""
 
 

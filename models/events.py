@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from errors import RecordError
 from models.identity import FileId
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ STATUSES = (COMPLETED, FAILED)
 FILE_HASH_NAME = "sha256"
 
 
-class MalformedEvent(ValueError):
+class MalformedEvent(RecordError, ValueError):
     """A completed-topic message that is not a file event."""
 
 

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from errors import IdentityError
+
 MAX_PATH_BYTES = 4096
 MAX_SEGMENT_BYTES = 255
 _SOURCE_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -21,7 +23,7 @@ _DRIVE_RE = re.compile(r"^[A-Za-z]:")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-class InvalidIdentity(ValueError):
+class InvalidIdentity(IdentityError, ValueError):
     """A source name or relative path that cannot travel or cannot be written safely."""
 
 

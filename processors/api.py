@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from errors import ProcessorError
 from models.identity import FileId
 from processors.completed_file import CompletedFile
 from settings import PREFIX, parse_name, parse_topic
@@ -59,7 +60,7 @@ __all__ = [
 UserFunction = Callable[[CompletedFile, threading.Lock], Any]
 
 
-class RegistrationError(ValueError):
+class RegistrationError(ProcessorError, ValueError):
     """A processor or reproducer that cannot be registered, or a module that cannot be found."""
 
 

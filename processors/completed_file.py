@@ -34,17 +34,18 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from errors import ProcessorError
 from models.events import FileEvent
 from models.identity import FileId
 
 READ_BUFFER_BYTES = 1024**2
 
 
-class Superseded(Exception):
+class Superseded(ProcessorError):
     """The output file no longer holds the version of the file the event describes."""
 
 
-class OutputUnavailable(Exception):
+class OutputUnavailable(ProcessorError):
     """There is no output file to process."""
 
 

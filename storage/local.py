@@ -11,6 +11,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from errors import IdentityError
+
 if TYPE_CHECKING:
     from models.identity import FileId
 
@@ -146,7 +148,7 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-class UnsafeDestination(ValueError):
+class UnsafeDestination(IdentityError, ValueError):
     """A destination that would resolve outside the output directory."""
 
 

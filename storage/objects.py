@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
 
-from errors import FilestreamError
+from errors import IdentityError
 from models.identity import validate_relative_path, validate_source
 
 METADATA_SHA256 = "filestream-sha256"
@@ -25,7 +25,7 @@ MAX_KEY_BYTES = 1024
 MAX_METADATA_BYTES = 2048
 
 
-class ObjectKeyTooLong(FilestreamError, ValueError):
+class ObjectKeyTooLong(IdentityError, ValueError):
     pass
 
 

@@ -42,17 +42,16 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
-from errors import FilestreamError
 from settings import S3_MAX_PART_SIZE, S3_MIN_PART_SIZE
 from storage.objects import crc32_base64, crc32_combine, full_object_checksum_problem
-from storage.s3 import CHECKSUM_ALGORITHM, FULL_OBJECT, head_object, translated_errors
+from storage.s3 import CHECKSUM_ALGORITHM, FULL_OBJECT, S3Error, head_object, translated_errors
 
 log = logging.getLogger(__name__)
 
 MAX_PARTS = 10_000
 
 
-class UploadChecksumMismatch(FilestreamError):
+class UploadChecksumMismatch(S3Error):
     """The bytes read for the upload are not the bytes verified on completion."""
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from errors import TransferError
 from tables.transfer_bookkeeping import FileLocks
 from tables.transfer_record import Step, TransferRecord, next_step
 from tables.transfer_state import State, TransferState, no_jitter
@@ -30,11 +31,11 @@ from tables.transfer_state import State, TransferState, no_jitter
 log = logging.getLogger(__name__)
 
 
-class TransferFailed(Exception):
+class TransferFailed(TransferError):
     """S3 answered, and the answer means this attempt failed; ``str()`` says why."""
 
 
-class S3Unanswered(Exception):
+class S3Unanswered(TransferError):
     """S3 gave no answer at all (refused, timed out, reset): the attempt does not count."""
 
 

@@ -25,6 +25,8 @@ from typing import Any
 
 import orjson
 
+from errors import TransferError
+
 
 class State(str, enum.Enum):
     READY = "ready"  # to be transferred, not yet queued
@@ -36,7 +38,7 @@ class State(str, enum.Enum):
     FAILED = "failed"  # did not reach S3; says nothing about validity
 
 
-class IllegalTransition(ValueError):
+class IllegalTransition(TransferError, ValueError):
     """A transition the state machine does not allow from the record's current state."""
 
 

@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mappi
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from errors import FilestreamError
+
 T = TypeVar("T")
 
 MAX_LIMIT = 1000
@@ -23,7 +25,7 @@ QUOTED_CHARS = 40  # of a refused value, in the error: a query string can be kil
 ROWS_PER_YIELD = 500
 
 
-class QueryError(ValueError):
+class QueryError(FilestreamError, ValueError):
     """A query parameter a view cannot use: the view answers 400 with :meth:`body`."""
 
     def __init__(self, parameter: str, expected: str, text: str) -> None:

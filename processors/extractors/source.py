@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from errors import ProcessorError
 
-class MalformedContent(ValueError):
+
+class MalformedContent(ProcessorError, ValueError):
     """The content does not match its format; the message is the reason given to users.
 
     ``format_name`` names the format the content was being read as, when an

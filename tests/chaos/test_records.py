@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from chaos.campaign import BOMBS
 from chaos.records import CORRUPTIONS, header_bomb
+from chaos.scenarios.hostile_records import BOMBS
 from devstack.testing import make_chunks
 from models.chunk import ChunkDecodeError, decode_chunk
 

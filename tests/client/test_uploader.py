@@ -14,7 +14,9 @@ from client.discovery import discover
 from client.kafka_security import BrokerAccessError
 from client.registry import Registry
 from client.topics import TopicMismatch
-from client.uploader import ByteBudget, FileResult, Outcome, Uploader, UploadOptions
+from client.upload_options import UploadOptions
+from client.upload_report import FileResult, Outcome
+from client.uploader import Uploader
 from models.chunk import FileChunk, decode_chunk
 from settings import load_settings
 
@@ -275,20 +277,6 @@ def test_bytes_in_flight_stay_within_the_budget(tmp_path, tree):
     assert 0 < broker.max_unacked_bytes <= 3 * CHUNK + 2 * 1024  # + two records' headers
 
 
-def test_the_byte_budget_waits_for_releases_and_lets_one_oversized_request_through():
-    async def go():
-        budget = ByteBudget(limit=100)
-        await budget.acquire(250)  # alone: let through
-        waiter = asyncio.create_task(budget.acquire(10))
-        await asyncio.sleep(0)
-        assert not waiter.done()
-        budget.release(250)
-        await asyncio.wait_for(waiter, 1)
-        assert budget.used == 10
-
-    asyncio.run(go())
-
-
 def test_the_next_file_is_read_while_the_current_one_is_being_sent(tmp_path, tree, monkeypatch):
     """aiokafka's send() blocks while its batch waits, so reading ahead is what keeps the producer busy."""
     scans_started: list[Path] = []
@@ -324,18 +312,6 @@ def test_the_next_file_is_read_while_the_current_one_is_being_sent(tmp_path, tre
 
     assert [r.outcome for r in asyncio.run(go())] == [Outcome.SENT] * 4
     assert latest(broker.files()) == contents(tree)
-
-
-def test_broker_retries_pause_a_random_time_up_to_a_doubling_ceiling():
-    options = UploadOptions(chunk_size=CHUNK, first_backoff=1.0, max_backoff=30.0)
-    assert [options.backoff_ceiling(attempt) for attempt in range(1, 7)] == [1, 2, 4, 8, 16, 30]
-    for attempt in (1, 3, 6):
-        pauses = [options.backoff(attempt) for _ in range(400)]
-        ceiling = options.backoff_ceiling(attempt)
-        assert all(0 <= pause <= ceiling for pause in pauses)
-        # Spread over the whole range, not the same pause for every uploader.
-        assert min(pauses) < 0.1 * ceiling and max(pauses) > 0.9 * ceiling
-        assert len(set(pauses)) == len(pauses)
 
 
 class AclRefusingBroker(FakeBroker):

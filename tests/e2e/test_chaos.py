@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from chaos.campaign import QUICK, SCENARIOS, SHARED_PIPELINE_SCENARIOS, report, run_campaign
+from chaos.campaign import run_campaign
+from chaos.scenario import QUICK
+from chaos.scenarios import SCENARIOS, SHARED_PIPELINE_SCENARIOS
+from chaos.verdict import report
 from devstack.stack import DevStack
 
 pytestmark = pytest.mark.e2e

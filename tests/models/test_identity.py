@@ -26,8 +26,8 @@ LONGEST = "/".join(["d" * 255] * 15 + ["d" * 254, "e"])
 
 # --- Hostile names, one by one ---------------------------------------------------------------------
 
-# The names chaos/campaign.py's hostile-paths scenario sends (the README's hostile-paths row), with why
-# each is refused, then the other kinds the README lists.
+# The names the hostile-paths scenario (chaos/scenarios/hostile_records.py) sends (the README's hostile-paths
+# row), with why each is refused, then the other kinds the README lists.
 HOSTILE_PATHS = [
     ("../escape-1.txt", "'.' or '..' segment"),
     ("../../escape-2.txt", "'.' or '..' segment"),

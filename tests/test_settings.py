@@ -75,7 +75,7 @@ def test_several_brokers():
 def test_readme_settings_table_is_current():
     from settings import README_TABLE_END, README_TABLE_START
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     section = readme.split(README_TABLE_START, 1)[1].split(README_TABLE_END, 1)[0]
     assert section.strip() == settings_table_markdown(), "run `python settings.py` to regenerate it"
 

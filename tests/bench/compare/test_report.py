@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.common import ProcessStats, Workload
-from bench.compare import Run, figures, report, topic_groups, write_chart
+from bench.compare.report import figures, report, write_chart
+from bench.compare.run import Run
 
 MB = 10**6
 
@@ -33,11 +34,6 @@ def runs() -> list[Run]:
     )
     ceiling = Run("aiokafka ceiling", ("sent", "received"), "consumer", stages={"sent": 1.0, "received": 2.0})
     return [filestream, openmsistream, ceiling]
-
-
-def test_topics_are_grouped_into_upload_changelogs_and_events() -> None:
-    sizes = {"chunks-1": 10, "app-assemblies-changelog": 3, "app-payloads-changelog": 4, "completed-1": 2, "m": 1}
-    assert topic_groups(sizes, "chunks-1") == {"upload": 10, "changelogs": 7, "events": 3}
 
 
 def test_figures_compare_what_each_system_reached(tmp_path: Path) -> None:

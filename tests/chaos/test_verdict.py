@@ -6,7 +6,8 @@ import io
 from pathlib import Path
 from types import SimpleNamespace
 
-from chaos.campaign import Expected, Scenario, judge
+from chaos.scenario import Expected, Scenario
+from chaos.verdict import judge
 
 
 class NoSuchKey(Exception):
