@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from client.openmsistream_config import ConfigFileError, read_openmsistream_config
+from errors import ConfigurationError
 from logs import LOG_FORMATS
 from models.bounds import ChunkLimits
 from models.identity import validate_source
@@ -63,7 +64,7 @@ _TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 
 
-class SettingsError(ValueError):
+class SettingsError(ConfigurationError, ValueError):
     """A ``FILESTREAM_*`` variable holds a value the application cannot use."""
 
 

@@ -17,6 +17,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import faust
 
 from app import app, settings
+from errors import FilestreamError
 from tables.assembly import AssemblyState
 
 # RocksDB's own caches, kept small: the tables hold small records (Faust's default block cache
@@ -28,7 +29,7 @@ _ROCKSDB_OPTIONS = {
 }
 
 
-class AssignmentLost(Exception):
+class AssignmentLost(FilestreamError):
     """The partition of the event being handled was revoked: its work is redone by its next owner."""
 
 

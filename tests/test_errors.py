@@ -38,10 +38,6 @@ print(json.dumps(sorted(
 )))
 """
 
-# Defined in modules another change is editing; the lead gives them their base when merging:
-# settings.SettingsError(ConfigurationError, ValueError), tables.files.AssignmentLost(FilestreamError).
-NOT_YET_REBASED = {"settings.SettingsError", "tables.files.AssignmentLost"}
-
 
 def project_exceptions(tmp_path: Path) -> dict[str, bool]:
     env = {**os.environ, "FILESTREAM_DATA_DIR": str(tmp_path)}
@@ -60,8 +56,7 @@ def test_every_exception_class_of_the_project_derives_from_filestream_error(tmp_
         "tables.transfer_driver.TransferFailed",
         "devstack.kafka.KafkaUnavailable",
         "bench.common.Stall",
-        *NOT_YET_REBASED,
+        "settings.SettingsError",
+        "tables.files.AssignmentLost",
     } <= set(found)
-    assert sorted(name for name, derives in found.items() if not derives and name not in NOT_YET_REBASED) == []
-    # An exemption outlives its reason: remove the name once its class derives from FilestreamError.
-    assert sorted(name for name in NOT_YET_REBASED if found[name]) == []
+    assert sorted(name for name, derives in found.items() if not derives) == []
