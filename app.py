@@ -1,7 +1,7 @@
 """The filestream Faust application: its settings, the app and its topics.
 
 Run a worker with ``faust -A app worker -l info``.  Every setting comes from a
-``FILESTREAM_*`` environment variable (see ``settings.py`` and the README).
+``FILESTREAM_*`` environment variable (see ``settings/`` and the README).
 
 This module imports none of the agents, tables, commands or views: Faust finds them by
 autodiscovery (``autodiscover``, below) when a worker or a command starts, the way larger

@@ -89,7 +89,7 @@ class Consumer(faust_aiokafka.Consumer):
         return not self._revoked and (generation is None or generation == self.app.consumer_generation_id)
 
     def committed_offset(self, tp: TP) -> int | None:
-        """The partition's committed offset as this consumer knows it (from the group at assignment, then its commits)."""
+        """The committed offset as this consumer knows it: the group's at assignment, then its own commits."""
         return self._committed_offset.get(tp)
 
     def ack(self, message: Message) -> bool:

@@ -27,7 +27,8 @@ from bench.common import add_broker_option, bench_stack
 from bench.s3_bench import MB, cpu_seconds, peak_rss_mib, write_generated_file
 from client.download_plan import plan_downloads
 from client.downloader import LogProgress, describe_objects, execute
-from settings import load_settings, parse_size
+from settings import load_settings
+from settings.values import parse_size
 from storage.objects import object_key, object_metadata
 from storage.s3 import ensure_bucket, make_s3_client
 from storage.s3_upload import PartLayout, upload_file

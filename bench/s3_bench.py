@@ -23,7 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.common import add_broker_option, bench_stack
-from settings import load_settings, parse_size
+from settings import load_settings
+from settings.values import parse_size
 from storage.objects import object_metadata
 from storage.s3 import ensure_bucket, make_s3_client
 from storage.s3_upload import PartLayout, upload_file, verify_object

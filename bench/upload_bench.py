@@ -40,7 +40,8 @@ from client.topics import TopicMismatch, ensure_topics
 from client.upload_options import UploadOptions
 from client.upload_report import Outcome
 from client.uploader import Uploader, upload_once
-from settings import load_settings, parse_size
+from settings import load_settings
+from settings.values import parse_size
 
 KiB, MiB = 1024, 1024**2
 

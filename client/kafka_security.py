@@ -33,7 +33,8 @@ from aiokafka.protocol.coordination import FindCoordinatorRequest
 from aiokafka.protocol.metadata import MetadataRequest
 
 from errors import ClientSideError
-from settings import PREFIX, Settings, SettingsError, read_secret_file
+from settings import PREFIX, Settings, SettingsError
+from settings.sources import read_secret_file
 
 log = logging.getLogger(__name__)
 

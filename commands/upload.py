@@ -22,7 +22,8 @@ from client.upload_options import UploadOptions, largest_chunk_size
 from commands.base import Command
 from commands.config_file import config_option
 from models.identity import InvalidIdentity, validate_source
-from settings import PREFIX, parse_size
+from settings import PREFIX
+from settings.values import parse_size
 
 
 def _regexes(ctx: click.Context, param: click.Parameter, values: Sequence[str]) -> tuple[str, ...]:

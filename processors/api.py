@@ -43,7 +43,8 @@ from typing import Any
 from errors import ProcessorError
 from models.identity import FileId
 from processors.completed_file import CompletedFile
-from settings import PREFIX, parse_name, parse_topic
+from settings import PREFIX
+from settings.values import parse_name, parse_topic
 
 __all__ = [
     "CompletedFile",

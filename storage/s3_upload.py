@@ -42,7 +42,7 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
-from settings import S3_MAX_PART_SIZE, S3_MIN_PART_SIZE
+from settings.values import S3_MAX_PART_SIZE, S3_MIN_PART_SIZE
 from storage.objects import crc32_base64, crc32_combine, full_object_checksum_problem
 from storage.s3 import CHECKSUM_ALGORITHM, FULL_OBJECT, S3Error, head_object, translated_errors
 

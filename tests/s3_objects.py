@@ -14,7 +14,8 @@ from pathlib import Path
 
 from botocore.client import BaseClient
 
-from settings import S3_MIN_PART_SIZE, Settings
+from settings import Settings
+from settings.values import S3_MIN_PART_SIZE
 from storage.objects import crc32_base64
 from storage.s3_upload import PartLayout, UploadResult, upload_file
 

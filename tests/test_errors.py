@@ -56,7 +56,7 @@ def test_every_exception_class_of_the_project_derives_from_filestream_error(tmp_
         "tables.transfer_driver.TransferFailed",
         "devstack.kafka.KafkaUnavailable",
         "bench.common.Stall",
-        "settings.SettingsError",
+        "settings.values.SettingsError",
         "tables.files.AssignmentLost",
     } <= set(found)
     assert sorted(name for name, derives in found.items() if not derives) == []

@@ -15,7 +15,7 @@ from devstack.testing import make_chunks
 from models.chunk import ChunkDecodeError, decode_chunk, encode_chunk
 from models.chunk_codecs import decode_any_chunk, detect_codec
 from models.openmsistream import decode_openmsistream_chunk
-from settings import CHUNK_CODECS
+from settings.values import CHUNK_CODECS
 
 FILE = b"first chunk|second chunk|third"
 CHUNK_SIZE = 12

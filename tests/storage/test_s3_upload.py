@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from settings import S3_MAX_PART_SIZE, S3_MIN_PART_SIZE
+from settings.values import S3_MAX_PART_SIZE, S3_MIN_PART_SIZE
 from storage.objects import crc32_base64, object_metadata
 from storage.s3 import S3BucketMissing, S3ChecksumMismatch, S3Unreachable, translate_error
 from storage.s3_upload import (

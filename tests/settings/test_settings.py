@@ -3,16 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from settings import (
-    KAFKA_MAX_MESSAGE_BYTES,
-    MAX_CHUNK_SIZE,
-    SETTINGS,
-    Settings,
-    SettingsError,
-    load_settings,
-    parse_size,
-    settings_table_markdown,
-)
+from settings import Settings, SettingsError, load_settings
+from settings.catalogue import README_TABLE_END, README_TABLE_START, SETTINGS, settings_table_markdown
+from settings.values import KAFKA_MAX_MESSAGE_BYTES, MAX_CHUNK_SIZE, parse_size
 
 
 def test_defaults_load_and_point_at_the_embedded_stack():
@@ -73,11 +66,9 @@ def test_several_brokers():
 
 
 def test_readme_settings_table_is_current():
-    from settings import README_TABLE_END, README_TABLE_START
-
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme.split(README_TABLE_START, 1)[1].split(README_TABLE_END, 1)[0]
-    assert section.strip() == settings_table_markdown(), "run `python settings.py` to regenerate it"
+    assert section.strip() == settings_table_markdown(), "run `python -m settings` to regenerate it"
 
 
 def test_openmsistream_intake_is_off_by_default():

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from settings import Secret, SettingsError, config_file_argument, load_settings
+from settings import SettingsError, config_file_argument, load_settings
+from settings.values import Secret
 
 PASSWORD = "correct horse battery staple"
 
