@@ -5,10 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from chaos.pipeline import Pipeline
+from settings import Settings
+
+
+class Destination(Protocol):
+    """Where a scenario's files must arrive: what it reads of a chaos.pipeline.Pipeline."""
+
+    output: Path
+    settings: Settings
 
 
 @dataclass(frozen=True)
@@ -110,7 +116,7 @@ class Scenario:
     notes: list[str] = field(default_factory=list)  # evidence and remarks
     not_run: str = ""  # why the scenario could not run on this stack
 
-    def expect(self, pipeline: Pipeline, files: Mapping[str, bytes], *, on_disk: bool = True) -> list[Expected]:
+    def expect(self, pipeline: Destination, files: Mapping[str, bytes], *, on_disk: bool = True) -> list[Expected]:
         items = [
             Expected(pipeline.output, pipeline.settings.s3_bucket, self.name, path, data, on_disk)
             for path, data in files.items()

@@ -7,7 +7,7 @@ import itertools
 from collections.abc import Iterator
 from typing import TextIO
 
-from processors.extractors import limits
+import processors.extractors.limits as limits
 from processors.extractors.source import MalformedContent, Source
 
 _BINARY_BYTES = bytes(sorted(set(range(32)) - set(b"\t\n\r\f\b\x1b"))) + b"\x7f"

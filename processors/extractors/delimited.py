@@ -7,7 +7,7 @@ import io
 import itertools
 from typing import Any
 
-from processors.extractors import limits
+import processors.extractors.limits as limits
 from processors.extractors.decoding import bounded_lines, encoding_name, require_text, sniff_sample
 from processors.extractors.limits import clip
 from processors.extractors.source import MalformedContent, Source

@@ -8,7 +8,7 @@ from pathlib import PurePosixPath
 
 import orjson
 
-from processors.extractors import registry
+import processors.extractors.registry as registry
 from processors.extractors.decoding import strip_bom, text_codec
 from processors.extractors.source import Format, Source
 

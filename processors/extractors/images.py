@@ -10,7 +10,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from processors.extractors import limits
+import processors.extractors.limits as limits
 from processors.extractors.source import MalformedContent, Source
 
 # --- PNG --------------------------------------------------------------------

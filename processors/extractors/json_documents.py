@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from processors.extractors import limits
+import processors.extractors.limits as limits
 from processors.extractors.decoding import strip_bom
 from processors.extractors.limits import clip
 from processors.extractors.source import MalformedContent, Source

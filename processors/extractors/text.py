@@ -6,7 +6,7 @@ import math
 import re
 from typing import Any
 
-from processors.extractors import limits
+import processors.extractors.limits as limits
 from processors.extractors.decoding import encoding_name, require_text, sniff_sample
 from processors.extractors.delimited import table, table_delimiter
 from processors.extractors.limits import clip
