@@ -2,7 +2,9 @@
 
 Table writes must happen while an event of the right partition is being processed, so a
 timer does not expire anything itself: it sends a tick to each partition this worker owns,
-and the agent expires that partition's stale files (tables.assembly.expired).
+and the agent expires that partition's stale files (tables.assembly.expired).  The files
+in flight come from the assembly table's census (tables.census), which keeps every one of
+them: a tick costs the files in flight, not every file the partition ever received.
 """
 
 from __future__ import annotations
@@ -32,11 +34,8 @@ async def expire_partial_files(stream: Any) -> None:
 
 
 async def expire_partition(partition: int, now: float) -> None:
-    stale = [
-        (key, state)
-        for key, state in assemblies.items()
-        if expired(state, partition, now, settings.partial_file_timeout)
-    ]
+    in_flight = [row for census in await assemblies.census.partitions([partition]) for row in census.rows("assembling")]
+    stale = [(key, state) for key, state in in_flight if expired(state, partition, now, settings.partial_file_timeout)]
     for key, state in stale:
         try:
             await assembler.expire(key, state, now)
