@@ -34,8 +34,15 @@ async def expire_partial_files(stream: Any) -> None:
 
 
 async def expire_partition(partition: int, now: float) -> None:
-    in_flight = [row for census in await assemblies.census.partitions([partition]) for row in census.rows("assembling")]
-    stale = [(key, state) for key, state in in_flight if expired(state, partition, now, settings.partial_file_timeout)]
+    censuses = await assemblies.census.partitions([partition])
+    in_flight = [key for census in censuses for key, _ in census.rows("assembling")]
+    # Read again: the census's rows are its own, and the assembler changes the state it expires.
+    states = ((key, assemblies.load(key)) for key in in_flight)
+    stale = [
+        (key, state)
+        for key, state in states
+        if state is not None and expired(state, partition, now, settings.partial_file_timeout)
+    ]
     for key, state in stale:
         try:
             await assembler.expire(key, state, now)

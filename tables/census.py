@@ -73,6 +73,7 @@ class PartitionCensus(Generic[V]):
     def begin(self) -> None:
         self.counts: dict[str, int] = dict.fromkeys(self.rules.labels, 0)
         self._rows: dict[str, dict[bytes, V]] = {label: {} for label in self.rules.kept}
+        self._label_of: dict[bytes, str] = {}  # of every kept row: whatever its value object becomes
         self._floor: dict[str, float] = dict.fromkeys(self.rules.kept, -math.inf)
         self._building = True
         self._touched: set[bytes] = set()
@@ -91,29 +92,28 @@ class PartitionCensus(Generic[V]):
 
     # --- changes
 
-    def known(self, key: bytes) -> V | None:
-        """The current value of ``key`` if it is a kept row (None: not kept, which says nothing)."""
-        for rows in self._rows.values():
-            value = rows.get(key)
-            if value is not None:
-                return value
-        return None
+    def known_label(self, key: bytes) -> str | None:
+        """The label of ``key``'s current value if it is a kept row (None: not kept, which says nothing)."""
+        return self._label_of.get(key)
 
-    def saved(self, key: bytes, old: V | None, new: V | None) -> None:
-        """``key`` went from ``old`` to ``new`` (None: absent)."""
+    def saved(self, key: bytes, old_label: str | None, new: V | None) -> None:
+        """``key`` went from a value of ``old_label`` to ``new`` (None: absent).
+
+        ``new`` is kept as it is: pass a copy no caller will change (the value decoded again).
+        """
         if self._building:
             self._touched.add(key)
-        if old is not None:
-            self._count(old, -1)
-            label = self.rules.label(old)
-            rows = self._rows.get(label)
-            if rows is not None:
-                rows.pop(key, None)
+        if old_label is not None:
+            self.counts[old_label] = self.counts.get(old_label, 0) - 1
+            rows = self._rows.get(old_label)
+            if rows is not None and rows.pop(key, None) is not None:
+                del self._label_of[key]
         if new is not None:
             self._count(new, 1)
             self._keep(key, new)
         if not self._building:
-            for label in {self.rules.label(value) for value in (old, new) if value is not None}:
+            labels = {self.rules.label(new)} if new is not None else set()
+            for label in labels | ({old_label} if old_label is not None else set()):
                 self._check(label)
 
     # --- answers
@@ -138,15 +138,14 @@ class PartitionCensus(Generic[V]):
         if rows is None:
             return
         shown = self.rules.kept[label]
-        if shown is None:
-            rows[key] = value
-            return
-        if self.rules.when(value) < self._floor[label]:
+        if shown is not None and self.rules.when(value) < self._floor[label]:
             return  # not among the newest; the floor already says something older may exist
         rows[key] = value
-        if len(rows) > 2 * shown:
+        self._label_of[key] = label
+        if shown is not None and len(rows) > 2 * shown:
             oldest = min(rows, key=lambda k: self.rules.when(rows[k]))
             self._floor[label] = max(self._floor[label], self.rules.when(rows.pop(oldest)))
+            del self._label_of[oldest]
 
     def _check(self, label: str) -> None:
         shown = self.rules.kept.get(label)
@@ -183,17 +182,21 @@ class Census(Generic[V]):
             self._partitions = {}
         return self._partitions
 
-    def saved(self, partition: int, key: bytes, new: V | None, load_old: Callable[[], V | None]) -> None:
-        """Tell the census that ``key`` of ``partition`` now holds ``new``; ``load_old`` reads what it held.
+    def saved(self, partition: int, key: bytes, new: Callable[[], V | None], load_old: Callable[[], V | None]) -> None:
+        """Tell the census that ``key`` of ``partition`` now holds ``new()``; ``load_old`` reads what it held.
 
-        Call before the write (``load_old`` must read the value it replaces); a partition
+        Call before the write (``load_old`` must read the value it replaces); ``new()`` must
+        return a copy nobody changes afterwards (the record decoded again).  A partition
         without a census (never asked for under this assignment) costs nothing.
         """
         census = self._current().get(partition)
         if census is None:
             return
-        old = census.known(key)
-        census.saved(key, old if old is not None else load_old(), new)
+        label = census.known_label(key)
+        if label is None:
+            old = load_old()
+            label = None if old is None else self.rules.label(old)
+        census.saved(key, label, new())
 
     async def partitions(self, partitions: Iterable[int]) -> list[PartitionCensus[V]]:
         """The censuses of ``partitions``, each built by one scan if it has none under this assignment."""

@@ -120,8 +120,10 @@ class RecordTable(Generic[R]):
 
     def save(self, key: bytes, record: R) -> None:
         ensure_assignment_current()
-        self.census.saved(current_partition(), key, record, lambda: self.load(key))
-        self.table[key] = record.dumps()
+        raw = record.dumps()
+        # A copy for the census: callers go on changing their records (AssemblyState.finish).
+        self.census.saved(current_partition(), key, lambda: self._loads(raw), lambda: self.load(key))
+        self.table[key] = raw
 
     def partition_items(self, partition: int) -> Iterator[tuple[bytes, R]]:
         """The records of one partition this worker actively owns (see :func:`partition_entries`)."""

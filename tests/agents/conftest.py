@@ -70,8 +70,8 @@ app.conf.store = URL("memory://")  # before any table is touched: Faust opens a 
 import agents.expiry  # noqa: E402  (after the app: they read its settings and tables at import)
 import agents.openmsistream  # noqa: E402
 import agents.processors  # noqa: E402
-import agents.retention  # noqa: E402
 import agents.reassembly  # noqa: E402
+import agents.retention  # noqa: E402
 import agents.s3_transfer  # noqa: E402
 from processors.metadata import METADATA_REPRODUCER  # noqa: E402
 from tests.agents.fakes import FakeS3, Outside, RecordingTopic  # noqa: E402

@@ -51,7 +51,7 @@ class Harness:
         self.census = Census(RULES, lambda partition: iter(list(self.table.items())), lambda: self.generation)
 
     def write(self, key, value):
-        self.census.saved(0, key, value, lambda: self.table.get(key))
+        self.census.saved(0, key, lambda: value, lambda: self.table.get(key))
         self.table[key] = value
 
     def ask(self):
@@ -83,8 +83,10 @@ def test_writes_during_a_build_count_against_the_snapshot(initial, during, cut):
     for key, value in snapshot[:cut]:
         census.scanned(key, value)
     for key, value in during:
-        old = census.known(key)
-        census.saved(key, old if old is not None else table.get(key), value)
+        label = census.known_label(key)
+        if label is None and key in table:
+            label = table[key][0]
+        census.saved(key, label, value)
         table[key] = value
     for key, value in snapshot[cut:]:
         census.scanned(key, value)
@@ -122,7 +124,8 @@ def test_a_bounded_list_emptied_by_removals_is_rebuilt():
 def test_a_partition_not_asked_for_costs_nothing():
     harness = Harness({})
     harness.ask()
-    harness.census.saved(5, b"k", ("live", 1.0), lambda: (_ for _ in ()).throw(AssertionError("read")))
+    never = lambda: (_ for _ in ()).throw(AssertionError("read"))  # noqa: E731
+    harness.census.saved(5, b"k", never, never)
 
 
 def test_a_build_under_an_assignment_that_ends_is_void():
@@ -144,3 +147,15 @@ def test_a_build_under_an_assignment_that_ends_is_void():
 def test_the_rules_name_every_status_and_state():
     assert set(ASSEMBLY_RULES.labels) == {"assembling", "completed", "failed"}
     assert {"failed", "invalid", "valid", "done"} <= set(TRANSFER_RULES.labels)
+
+
+def test_counts_follow_the_saved_value_whatever_the_callers_object_becomes():
+    """The assembler changes its AssemblyState in place (finish) before saving it again."""
+    harness = Harness({})
+    census = harness.ask()
+    value = ["live", 1.0]  # a mutable record
+    harness.census.saved(0, b"k", lambda: tuple(value), lambda: None)
+    harness.table[b"k"] = tuple(value)
+    value[0] = "done"  # changed by its caller; the census kept its own copy
+    harness.write(b"k", tuple(value))
+    assert census.counts == {"live": 0, "done": 1, "gone": 0}
