@@ -100,7 +100,7 @@ def current_partition() -> int:
 
 
 class RecordTable(Generic[R]):
-    """One table's values as records of one class, optionally counted by a :class:`~tables.census.Census`."""
+    """One table's values as records of one class, counted by a :class:`~tables.census.Census` as they are saved."""
 
     def __init__(
         self,
