@@ -91,6 +91,7 @@ app = FilestreamApp(
     processing_guarantee="at_least_once",
     topic_partitions=settings.partitions,
     topic_replication_factor=settings.replication_factor,
+    table_standby_replicas=settings.standby_replicas,
     web_enabled=settings.web_enabled,
     web_port=settings.web_port,
     web_host=settings.web_host,

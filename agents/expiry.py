@@ -2,7 +2,9 @@
 
 Table writes must happen while an event of the right partition is being processed, so a
 timer does not expire anything itself: it sends a tick to each partition this worker owns,
-and the agent expires that partition's stale files (tables.assembly.expired).
+and the agent expires that partition's stale files (tables.assembly.expired).  The files
+in flight come from the assembly table's census (tables.census), which keeps every one of
+them: a tick costs the files in flight, not every file the partition ever received.
 """
 
 from __future__ import annotations
@@ -32,10 +34,14 @@ async def expire_partial_files(stream: Any) -> None:
 
 
 async def expire_partition(partition: int, now: float) -> None:
+    censuses = await assemblies.census.partitions([partition])
+    in_flight = [key for census in censuses for key, _ in census.rows("assembling")]
+    # Read again: the census's rows are its own, and the assembler changes the state it expires.
+    states = ((key, assemblies.load(key)) for key in in_flight)
     stale = [
         (key, state)
-        for key, state in assemblies.items()
-        if expired(state, partition, now, settings.partial_file_timeout)
+        for key, state in states
+        if state is not None and expired(state, partition, now, settings.partial_file_timeout)
     ]
     for key, state in stale:
         try:

@@ -61,9 +61,11 @@ class Settings:
     processors: tuple[str, ...]
     partitions: int
     replication_factor: int
+    standby_replicas: int
     chunk_size: int
     max_file_size: int
     partial_file_timeout: float
+    processor_results_retention: float
     s3_enabled: bool
     s3_bucket: str
     s3_prefix: str

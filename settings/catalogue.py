@@ -27,11 +27,13 @@ from settings.values import (
     parse_partitions,
     parse_port,
     parse_replicas,
+    parse_retention_days,
     parse_s3_parallelism,
     parse_s3_retries,
     parse_sasl_mechanism,
     parse_seconds,
     parse_security_protocol,
+    parse_standby_replicas,
     parse_text,
     parse_topic,
 )
@@ -157,6 +159,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("partitions", "8", parse_partitions, "Partitions of every filestream topic (the unit of scale-out)."),
     Setting("replication_factor", "1", parse_replicas, "Replication factor of the topics filestream creates."),
+    Setting(
+        "standby_replicas",
+        "1",
+        parse_standby_replicas,
+        "Standby copies of each table partition kept current on other workers (Faust's table_standby_replicas): "
+        "a worker taking a partition over with its standby restores only what it missed. 0: none.",
+    ),
     Setting("chunk_size", "1MiB", parse_chunk_size, "Payload bytes per chunk record."),
     Setting(
         "max_file_size",
@@ -165,6 +174,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Largest file a worker accepts; chunk records claiming a bigger one are rejected before any state exists.",
     ),
     Setting("partial_file_timeout", "3600", parse_seconds, "Seconds without a chunk before a partial file expires."),
+    Setting(
+        "processor_results_retention",
+        "90",
+        parse_retention_days,
+        "Days a processor or reproducer outcome is kept after it was recorded; older ones are deleted (each worker "
+        "its partitions', hourly), so an event of a file that old would run its processors again, and `reprocess` "
+        "no longer finds it. Fractions allowed; 0: keep forever.",
+    ),
     Setting(
         "s3_enabled", "true", parse_bool, "Transfer completed files to S3; their spooled bytes are kept until then."
     ),

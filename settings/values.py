@@ -106,6 +106,17 @@ def parse_seconds(text: str) -> float:
     return value
 
 
+def parse_retention_days(text: str) -> float:
+    """Days, from 0 (keep forever) to :data:`MAX_RETENTION_DAYS`; fractions allowed (0.5: twelve hours)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= MAX_RETENTION_DAYS:  # also refuses nan
+        raise ValueError(f"expected a number of days from 0 to {MAX_RETENTION_DAYS} (0: keep forever), got {text!r}")
+    return value
+
+
 def whole_numbers(minimum: int, maximum: int, what: str = "a whole number") -> Callable[[str], int]:
     """A parser of whole numbers from ``minimum`` to ``maximum``; its error names the range."""
 
@@ -161,11 +172,16 @@ MAX_S3_RETRIES = 1000  # days of backoff at the default cap of 300 s
 # Files transferred at once, threads sending parts: far more than one worker's network can keep busy.
 MAX_S3_PARALLELISM = 256
 
+# Standby copies of each table partition, on other workers: more than the workers but one is never used.
+MAX_STANDBY_REPLICAS = 1000
+MAX_RETENTION_DAYS = 36_500  # a hundred years: beyond it, 0 (keep forever) says it better
+
 parse_port = whole_numbers(1, MAX_PORT, "a TCP port")
 parse_partitions = whole_numbers(1, MAX_PARTITIONS)
 parse_replicas = whole_numbers(1, MAX_REPLICATION_FACTOR)
 parse_s3_retries = whole_numbers(0, MAX_S3_RETRIES)
 parse_s3_parallelism = whole_numbers(1, MAX_S3_PARALLELISM)
+parse_standby_replicas = whole_numbers(0, MAX_STANDBY_REPLICAS)
 parse_chunk_size = byte_sizes(1, MAX_CHUNK_SIZE)
 parse_file_size = byte_sizes(1, S3_MAX_OBJECT_SIZE)
 parse_multipart_threshold = byte_sizes(0, S3_MAX_PART_SIZE)  # 0: every file but an empty one in parts

@@ -11,14 +11,16 @@ rebalance here: see ``stream_wait_empty`` in app.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Generic, Protocol, TypeVar
 
 import faust
+from faust.types import TP
 
-from app import app, settings
+from app import app, chunks_topic, settings
 from errors import FilestreamError
 from tables.assembly import AssemblyState
+from tables.census import ASSEMBLY_RULES, Census, CensusRules
 
 # RocksDB's own caches, kept small: the tables hold small records (Faust's default block cache
 # is 2 GiB per table, which only inflates the worker's RSS).
@@ -67,12 +69,50 @@ def ensure_assignment_current() -> None:
         raise AssignmentLost(f"partition {event.message.partition} was reassigned while its event was handled")
 
 
-class RecordTable(Generic[R]):
-    """One table's values as records of one class."""
+def active_partitions() -> set[int]:
+    """The partitions this worker actively owns: of the chunk topic, and so of every table."""
+    topic = chunks_topic.get_topic_name()
+    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
 
-    def __init__(self, table: faust.types.TableT[bytes, bytes], loads: Any) -> None:
+
+def partition_entries(table: faust.types.TableT[bytes, bytes], partition: int) -> Iterator[tuple[bytes, bytes]]:
+    """The raw entries of one partition this worker actively owns, as a snapshot taken at the first one.
+
+    Reads that partition's RocksDB alone (Faust's store has no public per-partition reading;
+    ``_db_for_partition`` and ``_visible_items`` are faust-streaming 0.11-0.15's).
+    """
+    store: Any = table.data
+    changelog = TP(topic=table.changelog_topic.get_topic_name(), partition=partition)
+    if changelog in app.assignor.assigned_actives():
+        yield from store._visible_items(store._db_for_partition(partition))
+
+
+def partitioned_store(table: faust.types.TableT[bytes, bytes]) -> bool:
+    """False for Faust's memory store (the in-process tests), which keeps every partition in one dict."""
+    return hasattr(table.data, "_db_for_partition")
+
+
+def current_partition() -> int:
+    event = faust.current_event()
+    if event is None:
+        raise RuntimeError("tables are written only while an event of the key's partition is handled")
+    return int(event.message.partition)
+
+
+class RecordTable(Generic[R]):
+    """One table's values as records of one class, counted by a :class:`~tables.census.Census` as they are saved."""
+
+    def __init__(
+        self,
+        table: faust.types.TableT[bytes, bytes],
+        loads: Any,
+        census_rules: CensusRules[R],
+        partition_of: Callable[[R], int],
+    ) -> None:
         self.table = table
         self._loads = loads
+        self._partition_of = partition_of
+        self.census: Census[R] = Census(census_rules, self.partition_items, lambda: app.consumer_generation_id)
 
     def load(self, key: bytes) -> R | None:
         raw = self.table.get(key)
@@ -80,7 +120,20 @@ class RecordTable(Generic[R]):
 
     def save(self, key: bytes, record: R) -> None:
         ensure_assignment_current()
-        self.table[key] = record.dumps()
+        raw = record.dumps()
+        # A copy for the census: callers go on changing their records (AssemblyState.finish).
+        self.census.saved(current_partition(), key, lambda: self._loads(raw), lambda: self.load(key))
+        self.table[key] = raw
+
+    def partition_items(self, partition: int) -> Iterator[tuple[bytes, R]]:
+        """The records of one partition this worker actively owns (see :func:`partition_entries`)."""
+        if partitioned_store(self.table):
+            for key, raw in partition_entries(self.table, partition):
+                yield key, self._loads(raw)
+            return
+        for key, record in list(self.items()):  # a snapshot, as a RocksDB iterator reads
+            if self._partition_of(record) == partition:
+                yield key, record
 
     def items(self) -> Iterator[tuple[bytes, R]]:
         """Every record of the partitions this worker actively owns."""
@@ -89,4 +142,6 @@ class RecordTable(Generic[R]):
 
 
 assemblies_table = bytes_table("assemblies", "Per-file assembly state (tables.assembly.AssemblyState)")
-assemblies: RecordTable[AssemblyState] = RecordTable(assemblies_table, AssemblyState.loads)
+assemblies: RecordTable[AssemblyState] = RecordTable(
+    assemblies_table, AssemblyState.loads, ASSEMBLY_RULES, lambda state: state.partition
+)

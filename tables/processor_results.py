@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from processors.results import ProcessorResult
-from tables.files import bytes_table
+from tables.files import bytes_table, ensure_assignment_current, partition_entries, partitioned_store
 
 processor_results = bytes_table(
     "processor-results", "Per processor and file: the last recorded outcome (processors.results.ProcessorResult)"
@@ -32,3 +32,21 @@ def iter_results() -> Iterator[ProcessorResult]:
     """Every record of the partitions this worker owns, in RocksDB key order per partition."""
     for raw in processor_results.values():
         yield ProcessorResult.loads(raw)
+
+
+def partition_results(partition: int) -> Iterator[tuple[bytes, ProcessorResult]]:
+    """The records of one partition this worker actively owns (Faust's memory store: filtered by partition)."""
+    if partitioned_store(processor_results):
+        for key, raw in partition_entries(processor_results, partition):
+            yield key, ProcessorResult.loads(raw)
+        return
+    for key, raw in list(processor_results.items()):  # a snapshot, as a RocksDB iterator reads
+        result = ProcessorResult.loads(raw)
+        if result.partition == partition:
+            yield key, result
+
+
+def delete_result(key: bytes) -> None:
+    """Delete a record, while an event of its partition is handled (the delete goes to that changelog partition)."""
+    ensure_assignment_current()
+    del processor_results[key]

@@ -6,6 +6,7 @@ partition of the file's chunks and completed-file events.
 
 from __future__ import annotations
 
+from tables.census import TRANSFER_RULES
 from tables.files import RecordTable, bytes_table
 from tables.transfer_bookkeeping import UnsettledTransfers
 from tables.transfer_record import TransferRecord
@@ -20,6 +21,6 @@ class _NotingRecords(RecordTable[TransferRecord]):
 
 
 transfers_table = bytes_table("transfers", "Per-file S3 transfer state (tables.transfer_record.TransferRecord)")
-transfers = _NotingRecords(transfers_table, TransferRecord.loads)
+transfers = _NotingRecords(transfers_table, TransferRecord.loads, TRANSFER_RULES, lambda record: record.partition)
 # The keys of records with work ahead, so the reconciliation need not decode the whole table.
 unsettled = UnsettledTransfers(transfers.items, transfers.load)

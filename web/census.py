@@ -1,46 +1,41 @@
-"""One pass over each of this worker's tables: counts per status or state, and the newest rows worth showing."""
+"""Files per status, transfers per state, and the newest rows worth showing, from the tables' censuses.
+
+Each table keeps a :class:`~tables.census.Census` per partition, built once by a scan when
+first asked for under an assignment and kept current as records are saved: a summary costs
+the files in flight and a few rows per partition, not the table's whole history.
+"""
 
 from __future__ import annotations
 
-from collections import Counter
+import heapq
 from typing import Any
 
-from tables.assembly import AssemblyState, Status
-from tables.transfer_record import TransferRecord
-from tables.transfer_state import State
+from tables.census import FAILED_TRANSFER_STATES, IN_FLIGHT_SHOWN, RECENT_SHOWN, last_activity
+from tables.files import active_partitions, assemblies
 from tables.transfers import transfers
-from web.paging import Newest, cooperative
-from web.summary_merge import IN_FLIGHT_SHOWN, RECENT_SHOWN
-from web.tables import assembly_summary, iter_assemblies, last_activity
-
-_FAILED_TRANSFER_STATES = (State.FAILED, State.INVALID)
+from web.tables import assembly_summary
 
 
 async def assembly_census(now: float) -> dict[str, Any]:
-    by_status: Counter[str] = Counter({status.value: 0 for status in Status})
-    newest: dict[Status, Newest[tuple[bytes, AssemblyState]]] = {
-        Status.ASSEMBLING: Newest(IN_FLIGHT_SHOWN),
-        Status.COMPLETED: Newest(RECENT_SHOWN),
-        Status.FAILED: Newest(RECENT_SHOWN),
-    }
-    async for key, state in cooperative(iter_assemblies()):
-        by_status[state.status.value] += 1
-        newest[state.status].offer(last_activity(state), (key, state))
-    rows = {status: [assembly_summary(key, state, now) for key, state in n.rows()] for status, n in newest.items()}
+    censuses = await assemblies.census.partitions(sorted(active_partitions()))
+    by_status = {label: sum(census.counts[label] for census in censuses) for label in assemblies.census.rules.labels}
+
+    def newest(label: str, shown: int) -> list[dict[str, Any]]:
+        rows = [row for census in censuses for row in census.rows(label, shown)]
+        top = heapq.nlargest(shown, rows, key=lambda row: last_activity(row[1]))
+        return [assembly_summary(key, state, now) for key, state in top]
+
     return {
-        "files": dict(by_status),
-        "in_flight": rows[Status.ASSEMBLING],
-        "recent_completed": rows[Status.COMPLETED],
-        "recent_failures": rows[Status.FAILED],
+        "files": by_status,
+        "in_flight": newest("assembling", IN_FLIGHT_SHOWN),
+        "recent_completed": newest("completed", RECENT_SHOWN),
+        "recent_failures": newest("failed", RECENT_SHOWN),
     }
 
 
 async def transfer_census() -> dict[str, Any]:
-    by_state: Counter[str] = Counter({state.value: 0 for state in State})
-    failures: Newest[TransferRecord] = Newest(RECENT_SHOWN)
-    async for _, record in cooperative(transfers.items()):
-        transfer = record.transfer
-        by_state[transfer.state.value] += 1
-        if transfer.state in _FAILED_TRANSFER_STATES:
-            failures.offer(transfer.updated_at, record)
-    return {"transfers": dict(by_state), "transfer_failures": [record.summary() for record in failures.rows()]}
+    censuses = await transfers.census.partitions(sorted(active_partitions()))
+    by_state = {label: sum(census.counts[label] for census in censuses) for label in transfers.census.rules.labels}
+    failed = [row for census in censuses for state in FAILED_TRANSFER_STATES for row in census.rows(state.value)]
+    top = heapq.nlargest(RECENT_SHOWN, failed, key=lambda row: row[1].transfer.updated_at)
+    return {"transfers": by_state, "transfer_failures": [record.summary() for _, record in top]}

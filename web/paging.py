@@ -91,6 +91,17 @@ class Page:
             total += 1
         return page, total
 
+    async def collect_counted(self, rows: Iterable[T], total: int) -> tuple[list[T], int]:
+        """Like :meth:`collect` when the count is known already: reads no further than the page's end."""
+        page: list[T] = []
+        end = self.offset + self.limit
+        async for index, row in cooperative(enumerate(rows)):
+            if index >= end:
+                break
+            if index >= self.offset:
+                page.append(row)
+        return page, total
+
     async def collect_newest(self, rows: Iterable[T], key: Callable[[T], Any]) -> tuple[list[T], int]:
         """Like :meth:`collect`, newest (largest ``key``) first; holds at most offset + limit rows."""
         newest: Newest[T] = Newest(self.offset + self.limit)

@@ -1,10 +1,10 @@
 """``/filestream/summary/``: the pipeline at a glance, for the dashboard and for scripts.
 
-One pass over each table of this worker (files per status, the files in flight, the
-latest completions and failures, transfers per state and their failures) plus this
-worker's counters and throughput.  ``?scope=cluster`` (the default) adds every other
-worker's own summary, asked over HTTP, and merges them: any worker's dashboard shows
-the whole pipeline.
+The tables' counters (web/census.py, tables/census.py: files per status, the files in
+flight, the latest completions and failures, transfers per state and their failures; no
+pass over the tables once built) plus this worker's counters and throughput.
+``?scope=cluster`` (the default) adds every other worker's own summary, asked over HTTP,
+and merges them: any worker's dashboard shows the whole pipeline.
 """
 
 from __future__ import annotations

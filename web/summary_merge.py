@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-IN_FLIGHT_SHOWN = 50
-RECENT_SHOWN = 20
+from tables.census import IN_FLIGHT_SHOWN, RECENT_SHOWN
 
 # The lists of a summary: how each is ordered, newest first, and how many rows it keeps.
 LISTS: dict[str, tuple[Callable[[dict], Any], int]] = {

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +16,8 @@ from app import app
 from processors.api import registry
 from processors.results import ResultStatus
 from tables.assembly import AssemblyState, Status
-from tables.files import assemblies, assemblies_table
+from tables.census import last_activity
+from tables.files import active_partitions, assemblies, assemblies_table
 from tables.processor_results import iter_results, processor_results
 from tables.transfer_state import State
 from tables.transfers import transfers, transfers_table
@@ -52,9 +52,13 @@ def assembly_summary(key: bytes, state: AssemblyState, now: float) -> dict[str, 
     }
 
 
-def last_activity(state: AssemblyState) -> float:
-    """When the file was finished, or else when its last chunk arrived."""
-    return state.finished_at if state.finished_at is not None else state.last_chunk_at
+__all__ = ["assembly_summary", "iter_assemblies", "last_activity"]
+
+
+async def census_counts(table: Any) -> dict[str, int]:
+    """Entries per label of this worker's partitions, from the table's census (no scan once built)."""
+    censuses = await table.census.partitions(sorted(active_partitions()))
+    return {label: sum(census.counts[label] for census in censuses) for label in table.census.rules.labels}
 
 
 @guarded_page("/filestream/files/")
@@ -73,8 +77,12 @@ async def files_view(web, request):
     )
     if order == "recent":
         rows, total = await page.collect_newest(matching, key=lambda entry: last_activity(entry[1]))
-    else:
+    elif app.in_recovery:  # the census is not asked while tables restore
         rows, total = await page.collect(matching)
+    else:
+        counts = await census_counts(assemblies)
+        total = counts[wanted_status] if wanted_status else sum(counts.values())
+        rows, total = await page.collect_counted(matching, total)
     return web.json(page.body("files", [assembly_summary(key, state, now) for key, state in rows], total))
 
 
@@ -116,16 +124,11 @@ async def transfers_view(web, request):
     wanted_state = choice(request.query, "state", [state.value for state in State])
     if app.in_recovery:
         return web.json(RECOVERING, status=503)
-    states: Counter[str] = Counter({state.value: 0 for state in State})
-
-    def matching():
-        for _, record in transfers.items():
-            state = record.transfer.state.value
-            states[state] += 1
-            if not wanted_state or state == wanted_state:
-                yield record
-
-    rows, total = await page.collect(matching())
+    states = await census_counts(transfers)
+    matching = (
+        record for _, record in transfers.items() if not wanted_state or record.transfer.state.value == wanted_state
+    )
+    rows, total = await page.collect_counted(matching, states[wanted_state] if wanted_state else sum(states.values()))
     return web.json(page.body("transfers", [record.summary() for record in rows], total, states=dict(states)))
 
 

@@ -71,6 +71,7 @@ import agents.expiry  # noqa: E402  (after the app: they read its settings and t
 import agents.openmsistream  # noqa: E402
 import agents.processors  # noqa: E402
 import agents.reassembly  # noqa: E402
+import agents.retention  # noqa: E402
 import agents.s3_transfer  # noqa: E402
 from processors.metadata import METADATA_REPRODUCER  # noqa: E402
 from tests.agents.fakes import FakeS3, Outside, RecordingTopic  # noqa: E402

@@ -125,6 +125,13 @@ def test_openmsistream_intake_with_auto_detection():
         ("FILESTREAM_S3_MAX_RETRIES", "1001", "from 0 to 1000"),
         ("FILESTREAM_S3_CONCURRENCY", "0", "from 1 to 256"),
         ("FILESTREAM_S3_THREADS", "257", "from 1 to 256"),
+        ("FILESTREAM_STANDBY_REPLICAS", "-1", "from 0 to 1000"),
+        ("FILESTREAM_STANDBY_REPLICAS", "1001", "from 0 to 1000"),
+        ("FILESTREAM_STANDBY_REPLICAS", "one", "from 0 to 1000"),
+        ("FILESTREAM_PROCESSOR_RESULTS_RETENTION", "-1", "days from 0 to 36500"),
+        ("FILESTREAM_PROCESSOR_RESULTS_RETENTION", "36501", "days from 0 to 36500"),
+        ("FILESTREAM_PROCESSOR_RESULTS_RETENTION", "nan", "days from 0 to 36500"),
+        ("FILESTREAM_PROCESSOR_RESULTS_RETENTION", "forever", "days from 0 to 36500"),
     ],
 )
 def test_ports_sizes_and_counts_out_of_range_name_the_variable_and_the_range(variable, value, allowed):
@@ -154,6 +161,11 @@ def test_the_message_of_the_issue():
         ("FILESTREAM_S3_MAX_RETRIES", "0", "s3_max_retries", 0),
         ("FILESTREAM_S3_MULTIPART_THRESHOLD", "0", "s3_multipart_threshold", 0),
         ("FILESTREAM_S3_PART_SIZE", "5GiB", "s3_part_size", 5 * 1024**3),
+        ("FILESTREAM_STANDBY_REPLICAS", "0", "standby_replicas", 0),
+        ("FILESTREAM_STANDBY_REPLICAS", "1000", "standby_replicas", 1000),
+        ("FILESTREAM_PROCESSOR_RESULTS_RETENTION", "0", "processor_results_retention", 0),
+        ("FILESTREAM_PROCESSOR_RESULTS_RETENTION", "0.5", "processor_results_retention", 0.5),
+        ("FILESTREAM_PROCESSOR_RESULTS_RETENTION", "36500", "processor_results_retention", 36500),
     ],
 )
 def test_the_bounds_themselves_are_allowed(variable, value, field, expected):
@@ -191,3 +203,8 @@ def test_every_port_size_and_count_has_a_maximum():
 def test_seconds_must_be_positive_and_finite(variable, value):
     with pytest.raises(SettingsError, match=f"{variable}: expected a positive, finite number of seconds"):
         load_settings({variable: value})
+
+
+def test_the_history_settings_default_to_one_standby_and_ninety_days():
+    defaults = load_settings({})
+    assert (defaults.standby_replicas, defaults.processor_results_retention) == (1, 90)
