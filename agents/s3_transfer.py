@@ -26,7 +26,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aiokafka.partitioner import murmur2
 from botocore.client import BaseClient
 from faust.types import TP
 
@@ -34,7 +33,7 @@ import telemetry
 from agents.reassembly import assembler, release_if_settled, spool
 from app import app, completed_topic, settings, transfer_requests_topic
 from errors import IdentityError
-from models.identity import FileId, InvalidIdentity
+from models.identity import FileId, InvalidIdentity, file_partition
 from storage.objects import key_folder, object_key, object_metadata
 from storage.s3 import S3BucketMissing, S3Error, S3Unreachable, ensure_bucket, make_s3_client, translated_errors
 from storage.s3_upload import (
@@ -302,14 +301,9 @@ async def _abort_orphans(owned: set[int]) -> None:
             file_key = FileId.from_key(upload.key.removeprefix(folder).encode()).key
         except InvalidIdentity:
             return False
-        return key_partition(file_key) in owned and not driver.busy(file_key)
+        return file_partition(file_key, settings.partitions) in owned and not driver.busy(file_key)
 
     try:
         await in_thread(abort_uploads, s3_client(), settings.s3_bucket, folder, orphaned)
     except S3Error as exc:
         log.warning("s3: could not look for orphaned multipart uploads: %s", exc)
-
-
-def key_partition(file_key: bytes) -> int:
-    """The chunk partition of a file, as the uploaders' producers (aiokafka's default partitioner) chose it."""
-    return (murmur2(file_key) & 0x7FFFFFFF) % settings.partitions

@@ -29,17 +29,17 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.partitioner import murmur2
 
 from bench.common import BENCH_VAR, bench_env, bench_stack, format_table, fresh_dir, load_average, process_stats
 from devstack.testing import bootstrap_servers
 from devstack.worker import Worker
 from errors import FilestreamError
 from models.events import COMPLETED, FileEvent
+from models.identity import file_partition
 from processors.results import ProcessorResult, ResultStatus, result_key
 from tables.assembly import AssemblyState, Status
 from tables.transfer_record import TransferRecord
@@ -57,11 +57,6 @@ READY_TIMEOUT = 3600.0
 
 class HistoryError(FilestreamError):
     """The history could not be written (no kcat, a failed kcat run)."""
-
-
-def file_partition(key: bytes, partitions: int) -> int:
-    """The partition the Kafka default partitioner (aiokafka's, the upload command's) gives a file key."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def history_entries(
@@ -94,15 +89,11 @@ def history_entries(
         )
         entries = {"assemblies": (key, state.dumps())}
         if not failed:
-            transfer = TransferState(
-                file_id=file_id,
-                generation=generation,
-                file_hash=file_hash,
-                size=size,
+            transfer = replace(
+                TransferState.new(
+                    file_id, generation=generation, file_hash=file_hash, size=size, max_retries=3, now=finished + 0.5
+                ),
                 state=State.VALID,
-                retries=0,
-                max_retries=3,
-                updated_at=finished + 0.5,
                 checksum="AAAAAA==",
             )
             record = TransferRecord(transfer, partition, payload_epoch=0, chunk_count=1, expected_checksum="AAAAAA==")

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from aiokafka.partitioner import murmur2
+
 from errors import IdentityError
 
 MAX_PATH_BYTES = 4096
@@ -99,3 +101,8 @@ class FileId:
     def destination(self, output_dir: Path) -> Path:
         """Where this file is written; validation guarantees it lies under ``output_dir``."""
         return output_dir / self.source / self.path
+
+
+def file_partition(key: bytes, partitions: int) -> int:
+    """The partition of a file's records: Kafka's default partitioner (aiokafka's, the upload command's) on its key."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions

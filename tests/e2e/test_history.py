@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from bench.history import changelog_topic, file_partition
+from bench.history import changelog_topic
 from devstack.testing import as_messages, bootstrap_servers, make_chunks, poll, produce_chunks, wait_for_files
+from models.identity import file_partition
 from processors.results import ProcessorResult, ResultStatus, result_key
 from tables.retention import DAY
 

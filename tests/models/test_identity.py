@@ -16,6 +16,7 @@ from models.identity import (
     MAX_SEGMENT_BYTES,
     FileId,
     InvalidIdentity,
+    file_partition,
     validate_relative_path,
     validate_source,
 )
@@ -254,3 +255,11 @@ def test_a_backslash_or_nul_anywhere_or_a_leading_slash_is_refused(
     position = data.draw(st.integers(0, len(path)))
     with pytest.raises(InvalidIdentity, match="backslash|NUL"):
         validate_relative_path(path[:position] + character + path[position:])
+
+
+def test_a_file_partition_is_the_kafka_default_partitioners():
+    from aiokafka.partitioner import DefaultPartitioner
+
+    partitions = list(range(8))
+    for key in (b"lab/a.bin", b"lab/run-001/peaks.csv", "lab/é".encode()):
+        assert file_partition(key, 8) == DefaultPartitioner()(key, partitions, partitions)
