@@ -11,9 +11,13 @@ worker killed between the two writes, or a standby applying one changelog before
 other, leaves them disagreeing for good).  Here the table itself stays the only truth: a
 partition's census is built by one scan of that partition, the first time it is asked
 for under an assignment, and kept current by :meth:`Census.saved`, which must see every
-write this worker makes.  A new assignment (a rebalance, a takeover, a restore, a standby
-promoted to active: all change the consumer generation) discards every census, since
-records may have been written elsewhere meanwhile; the next ask rebuilds them.  Writes
+write this worker makes.  A new assignment (a rebalance, a takeover, a standby promoted to
+active: all change the consumer generation) and the end of every restore discard every
+census, since records may have been written elsewhere meanwhile and a restore writes
+without telling :meth:`Census.saved`; the next ask rebuilds them.  While the tables are not
+ready (a rebalance or a restore under way, or not yet begun for the current assignment),
+nothing is built or kept: a count taken from a half-restored partition would stay wrong
+for the whole assignment.  Writes
 during a build are counted as changes against the value they replace, while the scan reads
 a snapshot taken when it starts (a RocksDB iterator's view), so snapshot plus changes is
 exact; the rows of keys written during the build come from the writes, not the snapshot.
@@ -28,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -154,33 +158,34 @@ class PartitionCensus(Generic[V]):
 
 
 class Census(Generic[V]):
-    """The censuses of a table's partitions under one assignment, built on demand.
+    """The censuses of a table's partitions under one epoch, built on demand.
 
     ``scan(partition)`` reads one partition's entries (a snapshot, taken at its first
-    item); ``generation()`` is whatever changes with every new assignment (the consumer
-    generation).
+    item); ``epoch()`` is whatever changes with every new assignment and every restore,
+    and None while the tables are not ready: then no census is built or kept.
     """
 
     def __init__(
         self,
         rules: CensusRules[V],
         scan: Callable[[int], Iterable[tuple[bytes, V]]],
-        generation: Callable[[], int | None],
+        epoch: Callable[[], Hashable | None],
     ) -> None:
         self.rules = rules
         self._scan = scan
-        self._generation_now = generation
-        self._generation: int | None = None
+        self._epoch_now = epoch
+        self._epoch: Hashable | None = None
         self._partitions: dict[int, PartitionCensus[V]] = {}
         self._lock = asyncio.Lock()
         self.builds = 0  # partitions built so far, for tests and benchmarks
 
-    def _current(self) -> dict[int, PartitionCensus[V]]:
-        generation = self._generation_now()
-        if generation != self._generation:
-            self._generation = generation
+    def _current(self) -> dict[int, PartitionCensus[V]] | None:
+        """The censuses of this epoch; None while the tables are not ready."""
+        epoch = self._epoch_now()
+        if epoch is None or epoch != self._epoch:
+            self._epoch = epoch
             self._partitions = {}
-        return self._partitions
+        return None if epoch is None else self._partitions
 
     def saved(self, partition: int, key: bytes, new: Callable[[], V | None], load_old: Callable[[], V | None]) -> None:
         """Tell the census that ``key`` of ``partition`` now holds ``new()``; ``load_old`` reads what it held.
@@ -189,7 +194,8 @@ class Census(Generic[V]):
         return a copy nobody changes afterwards (the record decoded again).  A partition
         without a census (never asked for under this assignment) costs nothing.
         """
-        census = self._current().get(partition)
+        current = self._current()
+        census = None if current is None else current.get(partition)
         if census is None:
             return
         label = census.known_label(key)
@@ -199,29 +205,34 @@ class Census(Generic[V]):
         census.saved(key, label, new())
 
     async def partitions(self, partitions: Iterable[int]) -> list[PartitionCensus[V]]:
-        """The censuses of ``partitions``, each built by one scan if it has none under this assignment."""
+        """The censuses of ``partitions``, each built by one scan if it has none under this epoch.
+
+        None while the tables are not ready; none of a partition whose build a new epoch voided.
+        """
         wanted = list(partitions)
         async with self._lock:  # one build at a time; a second asker waits for it
             for partition in wanted:
                 for _ in range(3):  # a build that writes meanwhile left short is done again, a few times
-                    census = self._current().get(partition)
+                    current = self._current()
+                    if current is None:
+                        return []
+                    census = current.get(partition)
                     if census is not None and not census.needs_rebuild:
                         break
-                    await self._build(partition)
+                    await self._build(partition, current)
             current = self._current()
-            return [current[p] for p in wanted if p in current]
+            return [] if current is None else [current[p] for p in wanted if p in current]
 
-    async def _build(self, partition: int) -> None:
+    async def _build(self, partition: int, partitions: dict[int, PartitionCensus[V]]) -> None:
         census: PartitionCensus[V] = PartitionCensus(self.rules)
         census.begin()
-        partitions = self._current()
         partitions[partition] = census  # writes from now on are changes against the snapshot
         try:
             for count, (key, value) in enumerate(self._scan(partition), 1):
                 census.scanned(key, value)
                 if count % ROWS_PER_YIELD == 0:
                     await asyncio.sleep(0)
-                    if self._current() is not partitions:  # reassigned meanwhile: this build is void
+                    if self._current() is not partitions:  # a new epoch meanwhile: this build is void
                         return
         except BaseException:
             partitions.pop(partition, None)

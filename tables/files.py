@@ -69,6 +69,42 @@ def ensure_assignment_current() -> None:
         raise AssignmentLost(f"partition {event.message.partition} was reassigned while its event was handled")
 
 
+class _Restores:
+    """The assignment (consumer generation) the tables were last restored for, and how many restores ended."""
+
+    generation = 0  # Faust's consumer generation before the first assignment: nothing to restore
+    ended = 0
+
+
+_restores = _Restores()
+
+
+# mode types a signal handler as taking any positional arguments; Faust sends this signal none.
+@app.on_rebalance_complete.connect  # type: ignore[arg-type]
+async def _note_restore_ended(sender: Any, **kwargs: Any) -> None:
+    # Faust sends it when the restore of an assignment's tables has applied every changelog record.
+    _restores.generation = app.consumer_generation_id
+    _restores.ended += 1
+
+
+def tables_epoch() -> tuple[int, int] | None:
+    """What changes with every assignment and every restore; None while the tables are not ready.
+
+    Not ready: a rebalance under way, or a restore under way or not yet begun for the current
+    assignment (Faust's ``in_recovery`` is set only once the restore task runs, after the
+    assignment is in place).  The count of restores tells apart a restore that ends after the
+    assignment changed again from the next one, which restores the same assignment anew.
+    """
+    if app.rebalancing or app.in_recovery or _restores.generation != app.consumer_generation_id:
+        return None
+    return (app.consumer_generation_id, _restores.ended)
+
+
+def tables_ready() -> bool:
+    """Whether this worker's tables hold every record of its current assignment's partitions."""
+    return tables_epoch() is not None
+
+
 def active_partitions() -> set[int]:
     """The partitions this worker actively owns: of the chunk topic, and so of every table."""
     topic = chunks_topic.get_topic_name()
@@ -112,7 +148,7 @@ class RecordTable(Generic[R]):
         self.table = table
         self._loads = loads
         self._partition_of = partition_of
-        self.census: Census[R] = Census(census_rules, self.partition_items, lambda: app.consumer_generation_id)
+        self.census: Census[R] = Census(census_rules, self.partition_items, tables_epoch)
 
     def load(self, key: bytes) -> R | None:
         raw = self.table.get(key)

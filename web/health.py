@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from app import app, settings
+from tables.files import tables_ready
 
 
 @app.page("/filestream/health/")
 async def health(web: Any, request: Any) -> Any:
-    """Ready once partitions are assigned and tables restored; the assigned partitions of the chunk topic."""
+    """Ready once partitions are assigned and their tables restored; the assigned partitions of the chunk topic."""
     try:
         assignment = app.consumer.assignment()
     except Exception:  # the consumer is not started yet; nothing is assigned
@@ -19,7 +20,7 @@ async def health(web: Any, request: Any) -> Any:
     rebalancing = bool(app.rebalancing)
     return web.json(
         {
-            "ready": bool(assignment) and not recovering and not rebalancing,
+            "ready": bool(assignment) and tables_ready(),
             "app_id": settings.app_id,
             "recovering": recovering,
             "rebalancing": rebalancing,

@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 import telemetry
 import transport
 from app import app
+from tables.files import tables_ready
 from web.access import guarded_page
 from web.census import assembly_census, transfer_census
 
@@ -52,7 +53,7 @@ def read_in_worker() -> telemetry.PipelineReadings:
 
 async def pipeline_readings() -> telemetry.PipelineReadings:
     lags = tuple(consumer_lags())
-    if app.in_recovery:
+    if not tables_ready():
         # A restoring table holds a passing state.
         return telemetry.PipelineReadings(consumer_lag=lags)
     files = (await assembly_census(time.time()))["files"]

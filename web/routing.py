@@ -18,6 +18,7 @@ from faust.types import CollectionT
 from yarl import URL
 
 from app import app
+from tables.files import tables_ready
 
 ROUTED_FROM_HEADER = "X-Filestream-Routed-From"
 FORWARD_TIMEOUT = aiohttp.ClientTimeout(total=10)
@@ -38,7 +39,7 @@ async def answer_from_owner(
         return view.json({"error": "partitions are not assigned yet; ask again shortly"}, status=503)
     here = URL(str(app.conf.canonical_url))
     if same_node(owner, here):
-        if app.in_recovery or app.rebalancing:
+        if not tables_ready():
             return view.json(
                 {"error": "this worker's partitions are being reassigned or its tables restored; ask again shortly"},
                 status=503,

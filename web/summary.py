@@ -19,6 +19,7 @@ from yarl import URL
 import telemetry
 from app import app, chunks_topic, settings
 from tables.assembly import Status
+from tables.files import tables_ready
 from tables.transfer_state import State
 from web.access import guarded_page
 from web.census import assembly_census, transfer_census
@@ -47,7 +48,7 @@ def assigned_partitions() -> list[int]:
 
 async def worker_summary() -> dict[str, Any]:
     now = time.time()
-    recovering = bool(app.in_recovery)
+    recovering = not tables_ready()
     summary: dict[str, Any] = {
         "workers": [
             {

@@ -17,7 +17,7 @@ from processors.api import registry
 from processors.results import ResultStatus
 from tables.assembly import AssemblyState, Status
 from tables.census import last_activity
-from tables.files import active_partitions, assemblies, assemblies_table
+from tables.files import active_partitions, assemblies, assemblies_table, tables_ready
 from tables.processor_results import iter_results, processor_results
 from tables.transfer_state import State
 from tables.transfers import transfers, transfers_table
@@ -77,7 +77,7 @@ async def files_view(web, request):
     )
     if order == "recent":
         rows, total = await page.collect_newest(matching, key=lambda entry: last_activity(entry[1]))
-    elif app.in_recovery:  # the census is not asked while tables restore
+    elif not tables_ready():  # no census while tables restore
         rows, total = await page.collect(matching)
     else:
         counts = await census_counts(assemblies)
@@ -122,7 +122,7 @@ async def transfers_view(web, request):
     """
     page = Page.from_query(request.query)
     wanted_state = choice(request.query, "state", [state.value for state in State])
-    if app.in_recovery:
+    if not tables_ready():
         return web.json(RECOVERING, status=503)
     states = await census_counts(transfers)
     matching = (
@@ -143,7 +143,7 @@ async def processors_view(web, request):
     # Any name: results of a processor no longer registered stay in the table.
     wanted_processor = request.query.get("processor")
     wanted_status = choice(request.query, "status", [status.value for status in ResultStatus])
-    if app.in_recovery:
+    if not tables_ready():
         return web.json(RECOVERING, status=503)
     matching = (
         result

@@ -144,6 +144,45 @@ def test_a_build_under_an_assignment_that_ends_is_void():
     assert census.builds == 1
 
 
+def test_nothing_is_built_or_kept_while_the_tables_are_not_ready():
+    """A census built from a half-restored partition would miss what the restore writes next, for good."""
+    table = {b"a": ("live", 1.0)}
+    epoch = [None]  # assigned, the restore not yet begun
+    census = Census(RULES, lambda partition: iter(list(table.items())), lambda: epoch[0])
+    assert asyncio.run(census.partitions([0])) == []
+    assert census.builds == 0
+    table[b"b"] = ("live", 2.0)  # the restore writes without telling the census
+    table[b"c"] = ("done", 3.0)
+    epoch[0] = (1, 1)  # the restore ended
+    (answer,) = asyncio.run(census.partitions([0]))
+    assert answer.counts == recount(RULES, table.items()).counts == {"live": 2, "done": 1, "gone": 0}
+
+
+def test_a_restore_that_ends_discards_the_censuses_and_a_build_it_overlaps_is_void():
+    table = {bytes([i % 256, i // 256]): ("live", float(i)) for i in range(1200)}
+    epoch = [(1, 1)]
+    interrupted = [False]
+
+    def scan(partition):
+        for count, entry in enumerate(list(table.items())):
+            if count == 600 and not interrupted[0]:  # a rebalance and a restore begin mid-build
+                interrupted[0] = True
+                epoch[0] = None
+            yield entry
+
+    census = Census(RULES, scan, lambda: epoch[0])
+    assert asyncio.run(census.partitions([0])) == []
+    assert census.builds == 0
+    epoch[0] = (1, 2)  # the same assignment, restored anew
+    (answer,) = asyncio.run(census.partitions([0]))
+    table[b"new"] = ("done", 5.0)  # written by a restore, unseen by the census
+    epoch[0] = (1, 3)
+    (again,) = asyncio.run(census.partitions([0]))
+    assert again is not answer
+    assert again.counts == {"live": 1200, "done": 1, "gone": 0}
+    assert census.builds == 2
+
+
 def test_the_rules_name_every_status_and_state():
     assert set(ASSEMBLY_RULES.labels) == {"assembling", "completed", "failed"}
     assert {"failed", "invalid", "valid", "done"} <= set(TRANSFER_RULES.labels)
