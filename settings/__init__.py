@@ -66,6 +66,7 @@ class Settings:
     max_file_size: int
     partial_file_timeout: float
     processor_results_retention: float
+    file_history_retention: float
     s3_enabled: bool
     s3_bucket: str
     s3_prefix: str

@@ -183,6 +183,15 @@ SETTINGS: tuple[Setting, ...] = (
         "no longer finds it. Fractions allowed; 0: keep forever.",
     ),
     Setting(
+        "file_history_retention",
+        "90",
+        parse_retention_days,
+        "Days a finished file's assembly state and settled S3 transfer record are kept after both last changed; older "
+        "ones are deleted (each worker its partitions', hourly), so chunks of a file that old read again would be "
+        "assembled and transferred anew. A file in flight or a transfer with work ahead is never deleted. Fractions "
+        "allowed; 0: keep forever.",
+    ),
+    Setting(
         "s3_enabled", "true", parse_bool, "Transfer completed files to S3; their spooled bytes are kept until then."
     ),
     Setting("s3_bucket", "filestream", parse_text, "Bucket completed files are transferred to."),

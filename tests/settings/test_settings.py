@@ -132,6 +132,9 @@ def test_openmsistream_intake_with_auto_detection():
         ("FILESTREAM_PROCESSOR_RESULTS_RETENTION", "36501", "days from 0 to 36500"),
         ("FILESTREAM_PROCESSOR_RESULTS_RETENTION", "nan", "days from 0 to 36500"),
         ("FILESTREAM_PROCESSOR_RESULTS_RETENTION", "forever", "days from 0 to 36500"),
+        ("FILESTREAM_FILE_HISTORY_RETENTION", "-1", "days from 0 to 36500"),
+        ("FILESTREAM_FILE_HISTORY_RETENTION", "36501", "days from 0 to 36500"),
+        ("FILESTREAM_FILE_HISTORY_RETENTION", "nan", "days from 0 to 36500"),
     ],
 )
 def test_ports_sizes_and_counts_out_of_range_name_the_variable_and_the_range(variable, value, allowed):
@@ -166,6 +169,8 @@ def test_the_message_of_the_issue():
         ("FILESTREAM_PROCESSOR_RESULTS_RETENTION", "0", "processor_results_retention", 0),
         ("FILESTREAM_PROCESSOR_RESULTS_RETENTION", "0.5", "processor_results_retention", 0.5),
         ("FILESTREAM_PROCESSOR_RESULTS_RETENTION", "36500", "processor_results_retention", 36500),
+        ("FILESTREAM_FILE_HISTORY_RETENTION", "0", "file_history_retention", 0),
+        ("FILESTREAM_FILE_HISTORY_RETENTION", "0.0001", "file_history_retention", 0.0001),
     ],
 )
 def test_the_bounds_themselves_are_allowed(variable, value, field, expected):
@@ -207,4 +212,8 @@ def test_seconds_must_be_positive_and_finite(variable, value):
 
 def test_the_history_settings_default_to_one_standby_and_ninety_days():
     defaults = load_settings({})
-    assert (defaults.standby_replicas, defaults.processor_results_retention) == (1, 90)
+    assert (defaults.standby_replicas, defaults.processor_results_retention, defaults.file_history_retention) == (
+        1,
+        90,
+        90,
+    )
