@@ -22,6 +22,8 @@ during a build are counted as changes against the value they replace, while the 
 a snapshot taken when it starts (a RocksDB iterator's view), so snapshot plus changes is
 exact; the rows of keys written during the build come from the writes, not the snapshot.
 
+A delete is told to :meth:`Census.removed` like a write of nothing.
+
 Rows are kept per label: every row of a live label (files in flight: live data), or the
 newest ``n`` of a label that only grows with history (completed, failed), with as much
 slack again; should removals (a completed file starting a new generation) leave fewer
@@ -203,6 +205,10 @@ class Census(Generic[V]):
             old = load_old()
             label = None if old is None else self.rules.label(old)
         census.saved(key, label, new())
+
+    def removed(self, partition: int, key: bytes, load_old: Callable[[], V | None]) -> None:
+        """Tell the census that ``key`` of ``partition`` is deleted; call before the delete, as :meth:`saved`."""
+        self.saved(partition, key, lambda: None, load_old)
 
     async def partitions(self, partitions: Iterable[int]) -> list[PartitionCensus[V]]:
         """The censuses of ``partitions``, each built by one scan if it has none under this epoch.

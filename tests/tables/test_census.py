@@ -23,6 +23,8 @@ RULES: CensusRules[tuple[str, float]] = CensusRules(
 values = st.tuples(st.sampled_from(RULES.labels), st.floats(0, 100, allow_nan=False))
 keys = st.binary(min_size=1, max_size=1).map(lambda b: bytes([b[0] % 6]))
 writes = st.lists(st.tuples(keys, values), max_size=40)
+# None: the key is deleted (a retention sweep)
+changes = st.lists(st.tuples(keys, st.one_of(st.none(), values)), max_size=40)
 
 
 def expected_rows(table, label, shown):
@@ -51,6 +53,10 @@ class Harness:
         self.census = Census(RULES, lambda partition: iter(list(self.table.items())), lambda: self.generation)
 
     def write(self, key, value):
+        if value is None:
+            self.census.removed(0, key, lambda: self.table.get(key))
+            self.table.pop(key, None)
+            return
         self.census.saved(0, key, lambda: value, lambda: self.table.get(key))
         self.table[key] = value
 
@@ -59,7 +65,7 @@ class Harness:
 
 
 @settings(max_examples=300, deadline=None)
-@given(initial=writes, before=writes, after=writes)
+@given(initial=writes, before=changes, after=changes)
 def test_incremental_counts_equal_a_full_recount(initial, before, after):
     harness = Harness(initial)
     for key, value in before:  # no census yet: writes cost nothing and are not needed
@@ -74,7 +80,7 @@ def test_incremental_counts_equal_a_full_recount(initial, before, after):
 
 
 @settings(max_examples=300, deadline=None)
-@given(initial=writes, during=writes, cut=st.integers(0, 40))
+@given(initial=writes, during=changes, cut=st.integers(0, 40))
 def test_writes_during_a_build_count_against_the_snapshot(initial, during, cut):
     table = dict(initial)
     snapshot = list(table.items())  # what the scan's iterator sees, from its start
@@ -87,7 +93,10 @@ def test_writes_during_a_build_count_against_the_snapshot(initial, during, cut):
         if label is None and key in table:
             label = table[key][0]
         census.saved(key, label, value)
-        table[key] = value
+        if value is None:
+            table.pop(key, None)
+        else:
+            table[key] = value
     for key, value in snapshot[cut:]:
         census.scanned(key, value)
     census.finish()
@@ -119,6 +128,23 @@ def test_a_bounded_list_emptied_by_removals_is_rebuilt():
     census = harness.ask()
     assert [k for k, _ in census.rows("done", 2)] == [bytes([1]), bytes([0])]
     assert census.counts == {"live": 8, "done": 2, "gone": 0}
+
+
+def test_deleting_kept_and_unkept_rows_keeps_the_counts_and_rebuilds_a_list_left_short():
+    harness = Harness({bytes([i]): ("done", float(i)) for i in range(10)} | {b"x": ("live", 5.0)})
+    census = harness.ask()
+    harness.write(bytes([0]), None)  # the oldest: below the kept rows, as a retention deletes
+    harness.write(b"x", None)
+    harness.write(b"absent", None)
+    assert not census.needs_rebuild
+    assert census.counts == {"live": 0, "done": 9, "gone": 0}
+    assert census.rows("live") == []
+    for i in range(9, 1, -1):
+        harness.write(bytes([i]), None)
+    assert census.needs_rebuild
+    census = harness.ask()
+    assert census.counts == {"live": 0, "done": 1, "gone": 0}
+    assert [k for k, _ in census.rows("done", 2)] == [bytes([1])]
 
 
 def test_a_partition_not_asked_for_costs_nothing():
