@@ -136,7 +136,7 @@ def current_partition() -> int:
 
 
 class RecordTable(Generic[R]):
-    """One table's values as records of one class, counted by a :class:`~tables.census.Census` as they are saved."""
+    """One table's values as records of one class, counted by a :class:`~tables.census.Census` as they change."""
 
     def __init__(
         self,
@@ -160,6 +160,12 @@ class RecordTable(Generic[R]):
         # A copy for the census: callers go on changing their records (AssemblyState.finish).
         self.census.saved(current_partition(), key, lambda: self._loads(raw), lambda: self.load(key))
         self.table[key] = raw
+
+    def delete(self, key: bytes) -> None:
+        """Delete ``key``'s record, which must exist; its tombstone goes to the current event's changelog partition."""
+        ensure_assignment_current()
+        self.census.removed(current_partition(), key, lambda: self.load(key))
+        del self.table[key]
 
     def partition_items(self, partition: int) -> Iterator[tuple[bytes, R]]:
         """The records of one partition this worker actively owns (see :func:`partition_entries`)."""

@@ -47,8 +47,8 @@ class UnsettledTransfers:
     """The keys of records with work still ahead, so the retry timer need not decode the whole table.
 
     Rebuilt from a full scan after every rebalance, because newly assigned partitions
-    bring records written elsewhere; kept current in between by :meth:`note`, which
-    must see every record this worker writes.
+    bring records written elsewhere; kept current in between by :meth:`note` and
+    :meth:`forget`, which must see every record this worker writes or deletes.
     """
 
     def __init__(
@@ -66,6 +66,10 @@ class UnsettledTransfers:
             self._keys.discard(key)
         else:
             self._keys.add(key)
+
+    def forget(self, key: bytes) -> None:
+        """``key``'s record was deleted."""
+        self._keys.discard(key)
 
     def records(self, rebalance_generation: int) -> Iterator[tuple[bytes, TransferRecord]]:
         """The unsettled records, read afresh; ``rebalance_generation`` changes after every rebalance."""

@@ -13,11 +13,15 @@ from tables.transfer_record import TransferRecord
 
 
 class _NotingRecords(RecordTable[TransferRecord]):
-    """The transfer table, telling :data:`unsettled` of every record this worker writes."""
+    """The transfer table, telling :data:`unsettled` of every record this worker writes or deletes."""
 
     def save(self, key: bytes, record: TransferRecord) -> None:
         super().save(key, record)
         unsettled.note(key, record)
+
+    def delete(self, key: bytes) -> None:
+        super().delete(key)
+        unsettled.forget(key)
 
 
 transfers_table = bytes_table("transfers", "Per-file S3 transfer state (tables.transfer_record.TransferRecord)")

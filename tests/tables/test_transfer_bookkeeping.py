@@ -54,6 +54,18 @@ def test_a_record_settled_or_gone_meanwhile_is_dropped():
     assert list(unsettled.records(1)) == []
 
 
+def test_a_forgotten_record_is_not_read_again():
+    table = FakeTable({b"a": record(settled=False)})
+    loaded = []
+    unsettled = UnsettledTransfers(table.scan, lambda key: loaded.append(key) or table.get(key))
+    list(unsettled.records(1))
+    unsettled.forget(b"a")
+    table[b"a"] = record(settled=False)  # written elsewhere: not seen until the next rebalance
+    loaded.clear()
+    assert list(unsettled.records(1)) == []
+    assert loaded == []
+
+
 def test_file_locks_serialise_one_file_and_are_forgotten_after_use():
     locks = FileLocks()
     order = []
