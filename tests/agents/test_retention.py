@@ -1,4 +1,4 @@
-"""The retention agent in-process: a tick deletes its partition's processor results older than the retention."""
+"""The retention agents in-process: a tick deletes its partition's processor results and file history past retention."""
 
 from __future__ import annotations
 
@@ -7,8 +7,14 @@ import time
 
 from agents import retention
 from processors.results import ProcessorResult, ResultStatus, result_key
+from tables.assembly import AssemblyState, Status
+from tables.census import ASSEMBLY_RULES, recount
+from tables.files import assemblies, assemblies_table
 from tables.processor_results import load_result, processor_results
 from tables.retention import DAY
+from tables.transfer_record import TransferRecord
+from tables.transfer_state import State, TransferState
+from tables.transfers import transfers, transfers_table
 from tests.agents.in_process import running
 
 PARTITION = 2
@@ -62,3 +68,81 @@ def test_zero_keeps_results_forever(run, new_path, monkeypatch):
 
     run(tick())
     assert load_result(ancient) is not None
+
+
+def stored_file(
+    path: str,
+    age_days: float,
+    status: Status = Status.COMPLETED,
+    transfer_state: State | None = State.VALID,
+    partition: int = PARTITION,
+) -> bytes:
+    """A file's assembly state (and transfer record), last changed ``age_days`` ago, in the stores themselves."""
+    key = f"lab/{path}".encode()
+    at = time.time() - age_days * DAY
+    state = AssemblyState(
+        generation=1,
+        file_hash="h",
+        file_size=10,
+        chunk_count=1,
+        partition=partition,
+        first_chunk_at=at,
+        last_chunk_at=at,
+        status=status,
+        finished_at=None if status is Status.ASSEMBLING else at,
+    )
+    assemblies_table.data[key] = state.dumps()
+    if transfer_state is not None:
+        new = TransferState.new(f"lab/{path}", generation=1, file_hash="h", size=10, max_retries=3, now=at)
+        record = TransferRecord(dataclasses.replace(new, state=transfer_state), partition, None, 1)
+        transfers_table.data[key] = record.dumps()
+    return key
+
+
+def test_a_tick_deletes_the_partitions_finished_files_past_the_retention_and_counts_them_out(
+    run, new_path, monkeypatch
+):
+    monkeypatch.setattr(retention, "settings", dataclasses.replace(retention.settings, file_history_retention=30))
+    monkeypatch.setattr(retention, "_history_last_swept", {})
+    drains = []
+
+    async def drain() -> None:
+        drains.append(len(assemblies_table.data))
+
+    monkeypatch.setattr(retention, "DELETES_PER_DRAIN", 1)
+    monkeypatch.setattr(retention, "drain_changelogs", drain)
+    gone = [stored_file(new_path("valid.bin"), 31), stored_file(new_path("failed.bin"), 31, Status.FAILED, None)]
+    kept = [
+        stored_file(new_path("recent.bin"), 29),
+        stored_file(new_path("in-flight.bin"), 31, Status.ASSEMBLING, None),
+        stored_file(new_path("retry-ahead.bin"), 31, transfer_state=State.PENDING),
+    ]
+    elsewhere = stored_file(new_path("other.bin"), 31, partition=PARTITION + 1)
+    run(assemblies.census.partitions([PARTITION]))  # counted before: the deletes must count themselves out
+    builds = assemblies.census.builds
+
+    async def tick() -> None:
+        async with running(retention.prune_file_history) as agent:
+            await agent.put(b"", key=b"tick", partition=PARTITION)
+
+    run(tick())
+    assert [(assemblies.load(key), transfers.load(key)) for key in gone] == [(None, None)] * 2
+    assert all(assemblies.load(key) is not None for key in [*kept, elsewhere])
+    assert transfers.load(kept[2]) is not None
+    assert len(drains) == 2  # one per delete here: the sweep waits for the producer between batches
+    (census,) = run(assemblies.census.partitions([PARTITION]))
+    assert assemblies.census.builds == builds  # not rebuilt: kept current by the deletes themselves
+    assert census.counts == recount(ASSEMBLY_RULES, assemblies.partition_items(PARTITION)).counts
+
+
+def test_zero_keeps_the_file_history_forever(run, new_path, monkeypatch):
+    monkeypatch.setattr(retention, "settings", dataclasses.replace(retention.settings, file_history_retention=0))
+    monkeypatch.setattr(retention, "_history_last_swept", {})
+    ancient = stored_file(new_path("ancient.bin"), 10_000)
+
+    async def tick() -> None:
+        async with running(retention.prune_file_history) as agent:
+            await agent.put(b"", key=b"tick", partition=PARTITION)
+
+    run(tick())
+    assert assemblies.load(ancient) is not None and transfers.load(ancient) is not None
