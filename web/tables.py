@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from agents.reassembly import spool
-from app import app
 from processors.api import registry
 from processors.results import ResultStatus
 from tables.assembly import AssemblyState, Status
