@@ -19,6 +19,7 @@ import faust
 from faust.types import TopicT
 from faust.types.auth import CredentialsT
 
+import allocator
 import transport
 from client.kafka_security import KafkaClientOptions, client_options, exit_unless_brokers_accept
 from logs import logging_config
@@ -31,6 +32,8 @@ try:
 except SettingsError as exc:
     # Stop before Faust starts anything; the message names the variable.
     sys.exit(f"filestream: invalid setting: {exc}")
+
+allocator.fix_mmap_threshold()  # before the consumer's buffers are allocated (allocator.py: measured)
 
 OWN_LOGGERS = ("app", "agents", "tables", "models", "client", "commands", "storage", "processors", "web", "devstack")
 for _name in OWN_LOGGERS:
