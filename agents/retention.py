@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from app import app, settings, ticks_topic
@@ -41,12 +41,7 @@ _history_last_swept: dict[int, float] = {}  # of the assembly and transfer table
 
 @app.agent(ticks_topic, name="processor-results-retention")
 async def prune_processor_results(stream: Any) -> None:
-    async for event in stream.events():
-        partition = event.message.partition
-        now = time.time()
-        if sweep_due(_last_swept.get(partition), now, settings.processor_results_retention):
-            _last_swept[partition] = now
-            await prune_partition(partition, now)
+    await sweep_partitions_when_due(stream, _last_swept, lambda: settings.processor_results_retention, prune_partition)
 
 
 async def prune_partition(partition: int, now: float) -> int:
@@ -64,12 +59,9 @@ async def prune_partition(partition: int, now: float) -> int:
 
 @app.agent(ticks_topic, name="file-history-retention")
 async def prune_file_history(stream: Any) -> None:
-    async for event in stream.events():
-        partition = event.message.partition
-        now = time.time()
-        if sweep_due(_history_last_swept.get(partition), now, settings.file_history_retention):
-            _history_last_swept[partition] = now
-            await prune_file_history_partition(partition, now)
+    await sweep_partitions_when_due(
+        stream, _history_last_swept, lambda: settings.file_history_retention, prune_file_history_partition
+    )
 
 
 async def prune_file_history_partition(partition: int, now: float) -> int:
@@ -89,6 +81,21 @@ async def prune_file_history_partition(partition: int, now: float) -> int:
         return True
 
     return await sweep(assemblies.partition_items(partition), delete_if_expired, "finished files", partition, days)
+
+
+async def sweep_partitions_when_due(
+    stream: Any,
+    last_swept: dict[int, float],
+    retention_days: Callable[[], float],
+    prune: Callable[[int, float], Awaitable[int]],
+) -> None:
+    """On each tick, ``prune`` its partition if a sweep is due (tables.retention.sweep_due)."""
+    async for event in stream.events():
+        partition = event.message.partition
+        now = time.time()
+        if sweep_due(last_swept.get(partition), now, retention_days()):
+            last_swept[partition] = now
+            await prune(partition, now)
 
 
 async def sweep(
