@@ -213,7 +213,7 @@ class Census(Generic[V]):
     async def partitions(self, partitions: Iterable[int]) -> list[PartitionCensus[V]]:
         """The censuses of ``partitions``, each built by one scan if it has none under this epoch.
 
-        None while the tables are not ready; none of a partition whose build a new epoch voided.
+        Empty while the tables are not ready; without a partition whose build a new epoch voided.
         """
         wanted = list(partitions)
         async with self._lock:  # one build at a time; a second asker waits for it
