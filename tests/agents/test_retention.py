@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import time
 
+import pytest
+
 from agents import retention
 from processors.results import ProcessorResult, ResultStatus, result_key
 from tables.assembly import AssemblyState, Status
@@ -55,19 +57,6 @@ def test_a_tick_deletes_the_partitions_results_older_than_the_retention(run, new
     assert load_result(old) is None
     assert load_result(recent) is not None
     assert load_result(elsewhere) is not None  # another partition's: its owner sweeps it
-
-
-def test_zero_keeps_results_forever(run, new_path, monkeypatch):
-    monkeypatch.setattr(retention, "settings", dataclasses.replace(retention.settings, processor_results_retention=0))
-    monkeypatch.setattr(retention, "_last_swept", {})
-    ancient = stored(new_path("ancient.csv"), 10_000)
-
-    async def tick() -> None:
-        async with running(retention.prune_processor_results) as agent:
-            await agent.put(b"", key=b"tick", partition=PARTITION)
-
-    run(tick())
-    assert load_result(ancient) is not None
 
 
 def stored_file(
@@ -135,14 +124,34 @@ def test_a_tick_deletes_the_partitions_finished_files_past_the_retention_and_cou
     assert census.counts == recount(ASSEMBLY_RULES, assemblies.partition_items(PARTITION)).counts
 
 
-def test_zero_keeps_the_file_history_forever(run, new_path, monkeypatch):
-    monkeypatch.setattr(retention, "settings", dataclasses.replace(retention.settings, file_history_retention=0))
-    monkeypatch.setattr(retention, "_history_last_swept", {})
-    ancient = stored_file(new_path("ancient.bin"), 10_000)
+@pytest.mark.parametrize(
+    ("setting", "last_swept", "agent_name", "store_ancient", "still_there"),
+    [
+        (
+            "processor_results_retention",
+            "_last_swept",
+            "prune_processor_results",
+            lambda new_path: stored(new_path("ancient.csv"), 10_000),
+            lambda key: load_result(key) is not None,
+        ),
+        (
+            "file_history_retention",
+            "_history_last_swept",
+            "prune_file_history",
+            lambda new_path: stored_file(new_path("ancient.bin"), 10_000),
+            lambda key: assemblies.load(key) is not None and transfers.load(key) is not None,
+        ),
+    ],
+    ids=["processor results", "file history"],
+)
+def test_zero_keeps_forever(run, new_path, monkeypatch, setting, last_swept, agent_name, store_ancient, still_there):
+    monkeypatch.setattr(retention, "settings", dataclasses.replace(retention.settings, **{setting: 0}))
+    monkeypatch.setattr(retention, last_swept, {})
+    ancient = store_ancient(new_path)
 
     async def tick() -> None:
-        async with running(retention.prune_file_history) as agent:
+        async with running(getattr(retention, agent_name)) as agent:
             await agent.put(b"", key=b"tick", partition=PARTITION)
 
     run(tick())
-    assert assemblies.load(ancient) is not None and transfers.load(ancient) is not None
+    assert still_there(ancient)
