@@ -4,11 +4,18 @@ Every chunk record is a buffer of up to a chunk (1 MiB by default), allocated by
 fetcher thread and freed by the event loop or an S3 thread.  glibc's malloc serves buffers
 above its mmap threshold (128 KiB at start) from mmap and returns them to the system when
 freed, but raises the threshold to the size of each such buffer freed (up to 32 MiB), after
-which chunk buffers come from its per-thread heaps, whose freed memory it keeps.  Measured
-with ``python -m bench.compare --broker kafka --only filestream`` (541 files, 737 MB): the
-worker's peak RSS 443 MB with glibc's default, 353 MB with the threshold fixed at 256 KiB
-(``MALLOC_MMAP_THRESHOLD_``), same throughput.  Fixing it from Python (``mallopt``) works
-like the environment variable and also stops the adjustment; the variable, when set, wins.
+which even fetch responses of many megabytes come from its per-thread heaps, whose freed
+memory it keeps.  Fixing the threshold stops that adjustment (``mallopt`` works like the
+``MALLOC_MMAP_THRESHOLD_`` variable, which, when set, wins).
+
+Where it is fixed is a trade between page faults and memory.  Every mmapped buffer is
+faulted in page by page and unmapped again when freed, so a threshold below a record sends
+each socket read, record batch and record through fresh pages: measured with the topic
+filled first and one worker draining it (541 files, 737 MB, Apache Kafka, Faust's stream
+buffer at 64 events), a threshold of 256 KiB cost 1.6-2.0 million page faults and 27.6-29.1
+CPU-seconds at 215-221 MB peak RSS; just above the largest record (4 MiB + 64 KiB here)
+0.40-0.53 million faults and 23.5-24.5 CPU-seconds at 285-324 MB; 32 MiB, 0.36-0.52 million
+faults, 22.9-24.5 CPU-seconds, 297-335 MB.  So: just above the largest record.
 """
 
 from __future__ import annotations
@@ -21,10 +28,17 @@ import os
 log = logging.getLogger(__name__)
 
 M_MMAP_THRESHOLD = -3  # glibc's malloc.h
-MMAP_THRESHOLD = 256 * 1024  # a chunk and most buffers of its size go to mmap; small objects stay on the heaps
+# glibc's ceiling for the threshold on 64-bit systems (HEAP_MAX_SIZE / 2); mallopt refuses more.
+MAX_MMAP_THRESHOLD = 32 * 1024**2
+HEADROOM = 64 * 1024  # a record's header and Python's object header on top of its payload
 
 
-def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
+def threshold_for(largest_record: int) -> int:
+    """Records and the buffers of their size come from the heaps and are reused; fetch responses are mmapped."""
+    return min(largest_record + HEADROOM, MAX_MMAP_THRESHOLD)
+
+
+def fix_mmap_threshold(threshold: int) -> bool:
     """Fix glibc's mmap threshold at ``threshold`` bytes; False where the C library is not glibc or the user chose."""
     if "MALLOC_MMAP_THRESHOLD_" in os.environ:
         return False
