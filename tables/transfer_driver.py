@@ -125,27 +125,37 @@ class TransferDriver:
                 record = await self._perform(step, key, record)
 
     async def _perform(self, step: Step, key: bytes, record: TransferRecord) -> TransferRecord | None:
-        """The record after ``step``, saved; None when a newer generation took its place."""
+        """The record after ``step``, saved; None when a newer generation took its place or S3 did not answer."""
         transfer = record.transfer
         now = self.clock()
-        if step is Step.QUEUE:
-            return self._move(key, record, transfer.queue(now=now))
-        if step is Step.RETRY:
-            return self._move(key, record, transfer.retry(now=now))
-        if step is Step.FRESH_UPLOAD:
-            return self._move(key, record, transfer.retry_invalid(now=now))
-        if step is Step.INTERRUPTED:
-            return self._move(key, record, transfer.interrupt("resumed: the worker stopped during the upload", now=now))
+        if step in _TO_PENDING:
+            pending = _TO_PENDING[step](transfer, now)
+            # Pending is only written when the upload cannot follow at once: a file's record is
+            # written three times on the way to valid (ready, transferring, valid), not five.
+            if self.next_step(key, record.moved(pending)) is Step.UPLOAD and await self.s3.reachable():
+                if pending.message:
+                    log.info("s3: %s generation %s: %s", pending.file_id, pending.generation, pending.message)
+                return await self._upload(key, record, pending)
+            return self._move(key, record, pending)
         if step is Step.UPLOAD:
-            transferring = self._move(key, record, transfer.start_transfer(now=now))
-            if transferring is None:
-                return None
-            return self._move(key, transferring, await self._upload(key, transferring))
+            return await self._upload(key, record, transfer)
         if step is Step.VERIFY:
-            return await self._verify(key, record)
+            return await self._verify(key, record, transfer)
         raise AssertionError(f"no action for step {step}")
 
-    async def _upload(self, key: bytes, record: TransferRecord) -> TransferState:
+    async def _upload(self, key: bytes, record: TransferRecord, pending: TransferState) -> TransferRecord | None:
+        """Pending → transferring (written, so a long upload shows) → uploaded and verified, or failed."""
+        transferring = self._move(key, record, pending.start_transfer(now=self.clock()))
+        if transferring is None:
+            return None
+        sent = await self._send(key, transferring)
+        if self._superseded(key, transferring):
+            return None
+        if sent.state is State.DONE and await self.s3.reachable():
+            return await self._verify(key, transferring, sent)
+        return self._move(key, transferring, sent)
+
+    async def _send(self, key: bytes, record: TransferRecord) -> TransferState:
         transfer = record.transfer
         if record.payload_epoch is None:
             return self._fail(transfer, "no bytes were kept for S3 when the file completed (S3 was off there)")
@@ -166,16 +176,23 @@ class TransferDriver:
             )
         return transfer.transferred(checksum=uploaded.checksum, now=self.clock())
 
-    async def _verify(self, key: bytes, record: TransferRecord) -> TransferRecord | None:
-        transfer = record.transfer
+    async def _verify(self, key: bytes, record: TransferRecord, done: TransferState) -> TransferRecord | None:
+        """Done → valid or invalid.  ``done`` is not written yet when it is not ``record``'s own state:
+        it is written only if S3 gives no answer, so that the next attempt verifies instead of uploading."""
         try:
-            problem = await self.s3.verify(key, record)
+            problem = await self.s3.verify(key, record.moved(done))
         except S3Unanswered as exc:
-            log.warning("s3: cannot verify %s yet: %s", transfer.file_id, exc)
+            log.warning("s3: cannot verify %s yet: %s", done.file_id, exc)
+            if done is not record.transfer:
+                self._move(key, record, done)
             return None
+        except BaseException:
+            if done is not record.transfer:
+                self._move(key, record, done)
+            raise
         now = self.clock()
-        moved = transfer.validated(now=now) if problem is None else transfer.invalidated(problem, now=now)
-        return self._move(key, record, moved)
+        checked = done.validated(now=now) if problem is None else done.invalidated(problem, now=now)
+        return self._move(key, record, checked)
 
     def _fail(self, transfer: TransferState, reason: str) -> TransferState:
         return transfer.fail(
@@ -188,14 +205,31 @@ class TransferDriver:
 
     def _move(self, key: bytes, record: TransferRecord, transfer: TransferState) -> TransferRecord | None:
         """Save the record with ``transfer``, unless the stored record now describes another generation."""
-        current = self.records.load(key)
-        if current is None or not _same_generation(current, record):
-            log.info("s3: %s generation %s was superseded during its transfer", transfer.file_id, transfer.generation)
+        if self._superseded(key, record):
             return None
         moved = record.moved(transfer)
         self.records.save(key, moved)
         self.on_transition(key, moved)
         return moved
+
+    def _superseded(self, key: bytes, record: TransferRecord) -> bool:
+        current = self.records.load(key)
+        if current is not None and _same_generation(current, record):
+            return False
+        transfer = record.transfer
+        log.info("s3: %s generation %s was superseded during its transfer", transfer.file_id, transfer.generation)
+        return True
+
+
+# The steps that make a record pending again, after which the upload follows when it can.
+_TO_PENDING: dict[Step, Callable[[TransferState, float], TransferState]] = {
+    Step.QUEUE: lambda transfer, now: transfer.queue(now=now),
+    Step.RETRY: lambda transfer, now: transfer.retry(now=now),
+    Step.FRESH_UPLOAD: lambda transfer, now: transfer.retry_invalid(now=now),
+    Step.INTERRUPTED: lambda transfer, now: transfer.interrupt(
+        "resumed: the worker stopped during the upload", now=now
+    ),
+}
 
 
 def _same_generation(a: TransferRecord, b: TransferRecord) -> bool:

@@ -105,9 +105,10 @@ def test_a_failed_upload_uses_a_retry(run, outside, new_path, clock):
 
 
 # Where each call's unexpected error ends up: the driver counts an upload's as a failed attempt; a
-# probe's or a verification's leaves the driver, and the agent logs it and goes on.
+# probe's or a verification's leaves the driver, and the agent logs it and goes on.  The probe runs
+# before the record is first moved (ready → pending is written only when no upload follows).
 LEFT_BY_A_BROKEN_CALL: dict[str, Callable[[TransferRecord], bool]] = {
-    "reachable": lambda record: record.transfer.state is State.PENDING,
+    "reachable": lambda record: record.transfer.state is State.READY,
     "upload": lambda record: (
         (record.transfer.state, record.transfer.message) == (State.FAILED, "unexpected RuntimeError: the fake S3 broke")
     ),
