@@ -178,15 +178,29 @@ class Assembler:
         if not self.spool.holds(spool_key, chunk.index):
             # On the event loop: a page-cache copy of one chunk costs less than handing it to a thread.
             self.spool.write(spool_key, chunk.index, chunk.offset, chunk.payload)
-        if decision.action is not Action.DUPLICATE:
+        marked = decision.action is not Action.DUPLICATE
+        if marked:
             telemetry.chunk_stored(len(chunk.payload))
             state.mark(chunk.index, now, chunk_length_of(chunk))
-            self.states.save(file_id.key, state)
         if state.complete and self.spool.complete(spool_key, state.chunk_count):
-            await self.complete(file_id, state)
+            await self._complete_marked(file_id, state)
+        elif marked:
+            self.states.save(file_id.key, state)
         return Verdict(self._settled(file_id.key, state), file_key=file_id.key)
 
     # -- completion ------------------------------------------------------------------------
+
+    async def _complete_marked(self, file_id: FileId, state: AssemblyState) -> None:
+        """Complete a generation whose last chunk was just marked: the finished state is written
+        once, with that mark in it (a single-chunk file's state is written once in all).  Should
+        the completion break, the mark is written as it would have been (a store whose partition
+        was revoked refuses that too), and the error goes on."""
+        try:
+            await self.complete(file_id, state)
+        except Exception:
+            if state.status is Status.ASSEMBLING:
+                self.states.save(file_id.key, state)
+            raise
 
     async def complete(self, file_id: FileId, state: AssemblyState) -> None:
         """Verify the spooled generation, write it out, create its transfer record, announce it, record it."""

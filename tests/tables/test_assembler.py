@@ -32,6 +32,7 @@ class Store(dict):
     def __init__(self, codec: Any) -> None:
         super().__init__()
         self.codec = codec
+        self.written: list[Any] = []  # every value saved, in order, as loaded back
 
     def load(self, key: bytes) -> Any:
         raw = self.get(key)
@@ -39,6 +40,7 @@ class Store(dict):
 
     def save(self, key: bytes, value: Any) -> None:
         self[key] = value.dumps()
+        self.written.append(self.codec.loads(self[key]))
 
 
 class Rig:
@@ -48,6 +50,7 @@ class Rig:
         self.states = Store(AssemblyState)
         self.transfers = Store(TransferRecord)
         self.events: list[FileEvent] = []
+        self.refuse_events: Exception | None = None
         self.config = AssemblyConfig(
             codec="filestream",
             openmsistream_source="openmsistream",
@@ -67,6 +70,8 @@ class Rig:
 
     async def _publish(self, key: bytes, event: FileEvent, partition: int) -> None:
         assert key == event.file_id.key
+        if self.refuse_events:
+            raise self.refuse_events
         self.events.append(event)
 
     async def _run(self, call: Callable[[], Any]) -> Any:
@@ -229,3 +234,32 @@ def test_an_expired_partial_file_fails_saying_so_and_is_settled(tmp_path: Path) 
     [event] = rig.events
     assert event.status == "failed" and event.reason and event.reason.startswith("expired: 1 of 3 chunks")
     assert rig.assembler.settled(b"lab/run/a.bin")
+
+
+def test_each_chunk_writes_the_state_once_and_the_last_one_only_with_the_completion(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.send(messages(b"0123456789"))  # three chunks
+    written = [(state.status, state.received_count) for state in rig.states.written]
+    assert written == [(Status.ASSEMBLING, 1), (Status.ASSEMBLING, 2), (Status.COMPLETED, 0)]  # finished: no marks
+
+
+def test_a_single_chunk_file_writes_its_state_once(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.send(messages(b"one", chunk_size=8))
+    assert [state.status for state in rig.states.written] == [Status.COMPLETED]
+
+
+def test_a_completion_that_breaks_still_writes_the_last_chunk_and_a_replay_completes_the_file(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    chunks = messages(b"0123456789")
+    rig.refuse_events = ConnectionError("the broker refused the event")
+    with pytest.raises(ConnectionError):
+        rig.send(chunks)
+    state = rig.states.load(b"lab/run/a.bin")
+    assert (state.status, state.received_count) == (Status.ASSEMBLING, 3)
+
+    rig.refuse_events = None
+    rig.restart()
+    rig.send(chunks)  # the chunks of an unsettled file come again after a restart
+    assert rig.states.load(b"lab/run/a.bin").status is Status.COMPLETED
+    assert [event.status for event in rig.events] == ["completed"]
