@@ -36,8 +36,8 @@ async def expire_partial_files(stream: Any) -> None:
 async def expire_partition(partition: int, now: float) -> None:
     censuses = await assemblies.census.partitions([partition])
     in_flight = [key for census in censuses for key, _ in census.rows("assembling")]
-    # Read again: the census's rows are its own, and the assembler changes the state it expires.
-    states = ((key, assemblies.load(key)) for key in in_flight)
+    # Read again, from the assembler: the census's rows are its own, and the latest marks may not be written yet.
+    states = ((key, assembler.state(key)) for key in in_flight)
     stale = [
         (key, state)
         for key, state in states

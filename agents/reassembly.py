@@ -89,7 +89,7 @@ async def forget_held_records(sender: Any, revoked: set[TP], **kwargs: Any) -> N
 async def forget_spools_of_lost_partitions(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
     now_owned = {tp.partition for tp in assigned if tp.topic == chunks_topic.get_topic_name()}
     for partition in _owned_partitions - now_owned:
-        spool.forget_partition(partition)
+        assembler.forget_partition(partition)
     _owned_partitions.clear()
     _owned_partitions.update(now_owned)
 
@@ -150,7 +150,7 @@ async def fail_file_of(event: Any, reason: str) -> Verdict:
         file_id = FileId.from_key(event.key or b"")
     except InvalidIdentity:
         return Verdict(settled=True, rejected=f"error: {reason}")
-    state = assemblies.load(file_id.key)
+    state = assembler.state(file_id.key)
     if state is not None and state.status is Status.ASSEMBLING:
         with contextlib.suppress(AssignmentLost):  # its next owner handles the record again
             await assembler.fail(file_id, state, f"error while handling a chunk: {reason}")

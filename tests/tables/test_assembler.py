@@ -18,7 +18,7 @@ from models.bounds import ChunkLimits
 from models.chunk import encode_chunk
 from models.events import FileEvent
 from storage.spool import Spool, SpoolKey
-from tables.assembler import Assembler, AssemblyConfig, Verdict
+from tables.assembler import PROGRESS_WRITE_INTERVAL, Assembler, AssemblyConfig, Verdict
 from tables.assembly import AssemblyState, Status
 from tables.transfer_record import TransferRecord
 from tables.transfer_state import State
@@ -51,6 +51,7 @@ class Rig:
         self.transfers = Store(TransferRecord)
         self.events: list[FileEvent] = []
         self.refuse_events: Exception | None = None
+        self.now = 1000.0
         self.config = AssemblyConfig(
             codec="filestream",
             openmsistream_source="openmsistream",
@@ -66,7 +67,9 @@ class Rig:
         """A new process: the tables come back from the changelog, the spool starts empty."""
         spool = Spool(self.tmp_path / f"spool-{random.random()}")
         spool.wipe()
-        self.assembler = Assembler(self.config, self.states, self.transfers, spool, self._publish, self._run)
+        self.assembler = Assembler(
+            self.config, self.states, self.transfers, spool, self._publish, self._run, clock=lambda: self.now
+        )
 
     async def _publish(self, key: bytes, event: FileEvent, partition: int) -> None:
         assert key == event.file_id.key
@@ -236,11 +239,66 @@ def test_an_expired_partial_file_fails_saying_so_and_is_settled(tmp_path: Path) 
     assert rig.assembler.settled(b"lab/run/a.bin")
 
 
-def test_each_chunk_writes_the_state_once_and_the_last_one_only_with_the_completion(tmp_path: Path) -> None:
+def current_state(rig: Rig) -> AssemblyState:
+    state = rig.assembler.state(b"lab/run/a.bin")
+    assert state is not None
+    return state
+
+
+def written(rig: Rig) -> list[tuple[Status, int]]:
+    return [(state.status, state.received_count) for state in rig.states.written]
+
+
+def test_the_marks_are_written_at_the_start_at_most_once_an_interval_and_with_the_completion(tmp_path: Path) -> None:
     rig = Rig(tmp_path)
-    rig.send(messages(b"0123456789"))  # three chunks
-    written = [(state.status, state.received_count) for state in rig.states.written]
-    assert written == [(Status.ASSEMBLING, 1), (Status.ASSEMBLING, 2), (Status.COMPLETED, 0)]  # finished: no marks
+    chunks = messages(bytes(range(20)))  # five chunks
+    rig.send(chunks[:3])
+    assert written(rig) == [(Status.ASSEMBLING, 1)]  # chunks 2 and 3 came within the interval
+    assert current_state(rig).received_count == 3
+
+    rig.now += PROGRESS_WRITE_INTERVAL
+    rig.send(chunks[3:4])
+    assert written(rig) == [(Status.ASSEMBLING, 1), (Status.ASSEMBLING, 4)]
+
+    rig.send(chunks[4:])
+    assert written(rig) == [(Status.ASSEMBLING, 1), (Status.ASSEMBLING, 4), (Status.COMPLETED, 0)]  # finished: no marks
+    assert current_state(rig).status is Status.COMPLETED
+
+
+def test_marks_not_written_before_a_restart_come_again_with_the_replayed_chunks(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    data = bytes(range(20))
+    chunks = messages(data)
+    rig.send(chunks[:4])
+    assert rig.states.load(b"lab/run/a.bin").received_count == 1
+
+    rig.restart()
+    rig.send(chunks[:4])  # every chunk of the unsettled file comes again
+    assert written(rig) == [(Status.ASSEMBLING, 1)]  # the replay refills the spool, and writes nothing yet
+    rig.send(chunks[4:])
+    assert rig.states.load(b"lab/run/a.bin").status is Status.COMPLETED
+    assert (rig.output_dir / "lab/run/a.bin").read_bytes() == data
+
+
+def test_a_partition_forgotten_takes_its_unwritten_marks_along(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    chunks = messages(bytes(range(20)))
+    rig.send(chunks[:3], partition=2)
+    rig.assembler.forget_partition(2)
+    assert current_state(rig).received_count == 1  # the table's, as written
+    rig.send(chunks, partition=2)
+    assert rig.states.load(b"lab/run/a.bin").status is Status.COMPLETED
+
+
+def test_an_expired_file_fails_with_its_latest_marks(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.send(messages(bytes(range(20)))[:3])
+    state = current_state(rig)
+    rig.now += 3600
+    asyncio.run(rig.assembler.expire(b"lab/run/a.bin", state, rig.now))
+    [event] = rig.events
+    assert event.reason and event.reason.startswith("expired: 3 of 5 chunks")
+    assert current_state(rig).status is Status.FAILED
 
 
 def test_a_single_chunk_file_writes_its_state_once(tmp_path: Path) -> None:
