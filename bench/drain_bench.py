@@ -1,6 +1,6 @@
 """Backlog benchmark: the topic is filled first, then one worker drains it alone, S3 on.
 
-    .venv/bin/python -m bench.drain_bench [--runs 3] [--quick] [--broker kafka|tansu] [--profile]
+    .venv/bin/python -m bench.drain_bench [--runs 3] [--quick] [--broker kafka|tansu] [--profile [--gil]]
 
 The upload command sends the whole ``bench.compare`` workload while no worker runs; then a
 worker starts on an empty data dir and is timed from ready until every file is valid in S3.
@@ -10,7 +10,8 @@ cores, it shows the worker's own costs, and the memory of a worker that has a ba
 read (after a stop, or when it is slower than its uploaders).  Each run is a fresh pipeline
 (app id, topics, bucket) on one stack; the first run also warms the broker up, so compare
 the later ones.  ``--profile`` samples the worker of the last run with py-spy and prints
-where its time goes (the raw stacks are kept in ``var/bench/drain/worker-profile.txt``).
+where its time goes (the raw stacks are kept in ``var/bench/drain/worker-profile.txt``); with ``--gil``, only the
+thread holding the GIL is sampled, which tells the Python work apart from waits in C calls.
 """
 
 from __future__ import annotations
@@ -53,7 +54,12 @@ def minor_faults(pid: int) -> int:
 
 
 def drain_once(
-    stack: DevStack, workload: Workload, work: Path, partitions: int, profile_path: Path | None = None
+    stack: DevStack,
+    workload: Workload,
+    work: Path,
+    partitions: int,
+    profile_path: Path | None = None,
+    gil_only: bool = False,
 ) -> list[str]:
     env = bench_env(stack, work, partitions)
     upload = upload_command(env, workload.source_dir, SOURCE, work / "uploader", work / "upload.log")
@@ -64,7 +70,7 @@ def drain_once(
     worker = Worker(env, work / "worker").start()
     try:
         worker.wait_ready(timeout=120)
-        profiler = Profiler.attach(worker.pid, profile_path) if profile_path else None
+        profiler = Profiler.attach(worker.pid, profile_path, gil_only=gil_only) if profile_path else None
         before, stack_before, faults_before = process_stats(worker.pid), stack_stats(stack), minor_faults(worker.pid)
         started = time.monotonic()
         while valid_transfers([worker]) < len(workload.sizes):
@@ -94,6 +100,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a much smaller workload")
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--profile", action="store_true", help="py-spy on the worker of the last run")
+    parser.add_argument("--gil", action="store_true", help="with --profile: sample only the thread holding the GIL")
     add_broker_option(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -106,7 +113,7 @@ def main() -> None:
             log.info("run %d of %d", run + 1, args.runs)
             profile_path = raw_profile if args.profile and run == args.runs - 1 else None
             run_dir = fresh_dir(work / f"run{run + 1}")
-            rows.append([str(run + 1), *drain_once(stack, workload, run_dir, args.partitions, profile_path)])
+            rows.append([str(run + 1), *drain_once(stack, workload, run_dir, args.partitions, profile_path, args.gil)])
     print(f"\nworkload: {workload.describe()}, in the topic before the worker starts; broker: {args.broker}\n")
     headers = ["run", "all valid in S3", "worker CPU", "page faults", "worker peak RSS", "broker, S3 server CPU"]
     print(format_table(headers, rows))

@@ -24,7 +24,8 @@ class Profiler:
         self.output = output
 
     @classmethod
-    def attach(cls, pid: int, output: Path) -> Profiler | None:
+    def attach(cls, pid: int, output: Path, *, gil_only: bool = False) -> Profiler | None:
+        """``gil_only``: sample only the thread holding the GIL, so waits in C calls do not count as work."""
         py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
         if py_spy is None:
             log.warning("py-spy is not installed (pip install py-spy): running without a profile")
@@ -42,6 +43,7 @@ class Profiler:
             "--threads",
             "-r",
             "100",
+            *(["--gil"] if gil_only else []),
         ]
         popen = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         return cls(popen, output)
