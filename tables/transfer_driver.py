@@ -149,9 +149,9 @@ class TransferDriver:
         if transferring is None:
             return None
         sent = await self._send(key, transferring)
-        if self._superseded(key, transferring):
-            return None
         if sent.state is State.DONE and await self.s3.reachable():
+            if self._superseded(key, transferring):
+                return None  # no verification for a generation that is not the file's any more
             return await self._verify(key, transferring, sent)
         return self._move(key, transferring, sent)
 
@@ -181,14 +181,12 @@ class TransferDriver:
         it is written only if S3 gives no answer, so that the next attempt verifies instead of uploading."""
         try:
             problem = await self.s3.verify(key, record.moved(done))
-        except S3Unanswered as exc:
-            log.warning("s3: cannot verify %s yet: %s", done.file_id, exc)
+        except BaseException as exc:
             if done is not record.transfer:
                 self._move(key, record, done)
-            return None
-        except BaseException:
-            if done is not record.transfer:
-                self._move(key, record, done)
+            if isinstance(exc, S3Unanswered):
+                log.warning("s3: cannot verify %s yet: %s", done.file_id, exc)
+                return None
             raise
         now = self.clock()
         checked = done.validated(now=now) if problem is None else done.invalidated(problem, now=now)
