@@ -173,8 +173,12 @@ chunks_topic = file_keyed_topic(settings.chunks_topic)
 completed_topic = file_keyed_topic(settings.completed_topic)
 # Rejected chunk records, unchanged, with the reason in their headers (agents/reassembly.py).
 dead_letter_topic = file_keyed_topic(settings.dead_letter_topic)
-# Expiry ticks (agents/expiry.py): a tick on partition p reaches the worker that owns p's files.
+# Ticks: a tick on partition p reaches the worker that owns p's files, and its agents may write
+# p's tables.  Its key says which: the sweeps (agents/expiry.py, agents/retention.py), or the
+# writing of unwritten assembly progress (agents/progress.py).
 ticks_topic = file_keyed_topic(f"{settings.chunks_topic}-ticks")
+SWEEP_TICK = b"tick"
+PROGRESS_TICK = b"progress"
 # A file's key on its partition: drive its S3 transfer now (agents/s3_transfer.py).
 transfer_requests_topic = file_keyed_topic(f"{settings.chunks_topic}-s3-retries")
 

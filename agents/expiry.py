@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from agents.reassembly import assembler, release_if_settled
-from app import app, chunks_topic, settings, ticks_topic
+from app import SWEEP_TICK, app, chunks_topic, settings, ticks_topic
 from tables.assembly import expired
 from tables.files import AssignmentLost, assemblies
 
@@ -24,13 +24,14 @@ SWEEP_INTERVAL = min(60.0, settings.partial_file_timeout / 4)
 async def send_expiry_ticks() -> None:
     for tp in app.assignor.assigned_actives():
         if tp.topic == chunks_topic.get_topic_name():
-            await ticks_topic.send(key=b"tick", value=b"", partition=tp.partition)
+            await ticks_topic.send(key=SWEEP_TICK, value=b"", partition=tp.partition)
 
 
 @app.agent(ticks_topic, name="expiry")
 async def expire_partial_files(stream: Any) -> None:
     async for event in stream.events():
-        await expire_partition(event.message.partition, time.time())
+        if event.key == SWEEP_TICK:
+            await expire_partition(event.message.partition, time.time())
 
 
 async def expire_partition(partition: int, now: float) -> None:

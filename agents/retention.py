@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
-from app import app, settings, ticks_topic
+from app import SWEEP_TICK, app, settings, ticks_topic
 from processors.results import ProcessorResult
 from tables.assembly import AssemblyState
 from tables.files import AssignmentLost, assemblies
@@ -91,6 +91,8 @@ async def sweep_partitions_when_due(
 ) -> None:
     """On each tick, ``prune`` its partition if a sweep is due (tables.retention.sweep_due)."""
     async for event in stream.events():
+        if event.key != SWEEP_TICK:
+            continue
         partition = event.message.partition
         now = time.time()
         if sweep_due(last_swept.get(partition), now, retention_days()):

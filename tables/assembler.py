@@ -14,7 +14,8 @@ then the state that says "completed" (a replay of a file whose state still says
 "assembling" completes it again; the event may repeat, the record is not recreated).
 
 A file's state is written when it starts, resets, completes or fails; the chunks in between
-are marked in it at most every :data:`PROGRESS_WRITE_INTERVAL` seconds.  The marks in the
+are marked in it at most every :data:`PROGRESS_WRITE_INTERVAL` seconds, and within two of
+the last chunk (:meth:`Assembler.write_due_progress`).  The marks in the
 table only show progress: the spool, which is this process's own, is what completes a file,
 and after a restart or a takeover every chunk of an unsettled file comes again.  Until it
 is written, the latest state lives here (:meth:`Assembler.state`).
@@ -156,6 +157,25 @@ class Assembler:
             self._unwritten[key] = state
         else:
             self._write(key, state)
+
+    def partitions_with_unwritten_progress(self) -> set[int]:
+        return {state.partition for state in self._unwritten.values()}
+
+    def write_due_progress(self, partition: int) -> int:
+        """Write the partition's unwritten marks last written at least the interval ago; how many.
+
+        Called on a tick of the partition (agents/progress.py), so the marks of a file whose
+        chunks stopped coming reach the table too.
+        """
+        now = self.clock()
+        due = [
+            (key, state)
+            for key, state in self._unwritten.items()
+            if state.partition == partition and now - self._written_at[key][1] >= PROGRESS_WRITE_INTERVAL
+        ]
+        for key, state in due:
+            self._write(key, state)
+        return len(due)
 
     def forget_partition(self, partition: int) -> None:
         """The partition went to another worker: its spool and unwritten states are of no use here any more."""

@@ -70,6 +70,7 @@ app.conf.store = URL("memory://")  # before any table is touched: Faust opens a 
 import agents.expiry  # noqa: E402  (after the app: they read its settings and tables at import)
 import agents.openmsistream  # noqa: E402
 import agents.processors  # noqa: E402
+import agents.progress  # noqa: E402
 import agents.reassembly  # noqa: E402
 import agents.retention  # noqa: E402
 import agents.s3_transfer  # noqa: E402

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from agents import expiry, reassembly
-from app import settings
+from app import SWEEP_TICK, settings
 from devstack.testing import as_messages, make_chunks
 from models.events import FAILED
 from tables.assembly import Status
@@ -30,7 +30,7 @@ def test_a_tick_expires_a_stale_partial_file_and_releases_its_hold(run, outside,
 
     async def tick() -> None:
         async with running(expiry.expire_partial_files) as agent:
-            await agent.put(b"", key=b"tick", partition=PARTITION)
+            await agent.put(b"", key=SWEEP_TICK, partition=PARTITION)
 
     run(tick())
 

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from agents import retention
+from app import SWEEP_TICK
 from processors.results import ProcessorResult, ResultStatus, result_key
 from tables.assembly import AssemblyState, Status
 from tables.census import ASSEMBLY_RULES, recount
@@ -48,9 +49,9 @@ def test_a_tick_deletes_the_partitions_results_older_than_the_retention(run, new
 
     async def tick() -> None:
         async with running(retention.prune_processor_results) as agent:
-            await agent.put(b"", key=b"tick", partition=PARTITION)
+            await agent.put(b"", key=SWEEP_TICK, partition=PARTITION)
             again = stored(new_path("again.csv"), 31)  # swept hourly: the next tick leaves it
-            await agent.put(b"", key=b"tick", partition=PARTITION)
+            await agent.put(b"", key=SWEEP_TICK, partition=PARTITION)
             assert load_result(again) is not None
 
     run(tick())
@@ -112,7 +113,7 @@ def test_a_tick_deletes_the_partitions_finished_files_past_the_retention_and_cou
 
     async def tick() -> None:
         async with running(retention.prune_file_history) as agent:
-            await agent.put(b"", key=b"tick", partition=PARTITION)
+            await agent.put(b"", key=SWEEP_TICK, partition=PARTITION)
 
     run(tick())
     assert [(assemblies.load(key), transfers.load(key)) for key in gone] == [(None, None)] * 2
@@ -151,7 +152,7 @@ def test_zero_keeps_forever(run, new_path, monkeypatch, setting, last_swept, age
 
     async def tick() -> None:
         async with running(getattr(retention, agent_name)) as agent:
-            await agent.put(b"", key=b"tick", partition=PARTITION)
+            await agent.put(b"", key=SWEEP_TICK, partition=PARTITION)
 
     run(tick())
     assert still_there(ancient)

@@ -265,6 +265,19 @@ def test_the_marks_are_written_at_the_start_at_most_once_an_interval_and_with_th
     assert current_state(rig).status is Status.COMPLETED
 
 
+def test_marks_held_back_are_written_on_their_partition_once_due(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.send(messages(bytes(range(20)))[:3], partition=2)
+    assert rig.assembler.partitions_with_unwritten_progress() == {2}
+    assert rig.assembler.write_due_progress(2) == 0  # the start was written less than the interval ago
+
+    rig.now += PROGRESS_WRITE_INTERVAL
+    assert rig.assembler.write_due_progress(1) == 0  # another partition's
+    assert rig.assembler.write_due_progress(2) == 1
+    assert written(rig) == [(Status.ASSEMBLING, 1), (Status.ASSEMBLING, 3)]
+    assert rig.assembler.partitions_with_unwritten_progress() == set()
+
+
 def test_marks_not_written_before_a_restart_come_again_with_the_replayed_chunks(tmp_path: Path) -> None:
     rig = Rig(tmp_path)
     data = bytes(range(20))
