@@ -75,7 +75,9 @@ def test_a_fresh_worker_restores_a_compacted_changelog(start_worker, dev_stack: 
     # The cleaner works a segment at a time: wait until what is left is about one record per key
     # (the active segment, which holds the last file's, is never cleaned).
     compacted = poll(
-        lambda: (n := asyncio.run(records_in(dev_stack.bootstrap_servers, changelog)))[1] <= n[2] + KEPT_UNCLEANED and n,
+        lambda: (
+            (n := asyncio.run(records_in(dev_stack.bootstrap_servers, changelog)))[1] <= n[2] + KEPT_UNCLEANED and n
+        ),
         90,
         "the log cleaner to compact the assembly changelog",
         interval=2,
