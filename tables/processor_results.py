@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from processors.results import ProcessorResult
-from tables.files import bytes_table, ensure_assignment_current, partition_entries, partitioned_store, read_value
+from tables.files import bytes_table, ensure_assignment_current, partition_entries, partitioned_store
 
 processor_results = bytes_table(
     "processor-results", "Per processor and file: the last recorded outcome (processors.results.ProcessorResult)"
@@ -20,7 +20,7 @@ processor_results = bytes_table(
 
 
 def load_result(key: bytes) -> ProcessorResult | None:
-    raw = read_value(processor_results, key)
+    raw = processor_results.get(key)
     return None if raw is None else ProcessorResult.loads(raw)
 
 
