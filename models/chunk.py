@@ -54,7 +54,9 @@ class FileChunk:
     index: int
     offset: int
     chunk_hash: str
-    payload: bytes
+    # A decoded record's payload is a view into the record's value: slicing it out copied every
+    # chunk once more (0.56 s of the event loop draining bench.drain_bench's 737 MB).
+    payload: bytes | memoryview
     mtime: float | None = None
     hash_name: str = HASH_NAME  # hashlib name of file_hash and chunk_hash
 
@@ -108,7 +110,7 @@ def decode_chunk(data: bytes, limits: ChunkLimits = DEFAULT_LIMITS) -> FileChunk
     if not isinstance(header, dict):
         raise ChunkDecodeError("garbled header: not a JSON object")
     _check_header_types(header)
-    payload = data[_PREFIX_SIZE + header_length :]
+    payload = memoryview(data)[_PREFIX_SIZE + header_length :]
     if len(payload) != header["length"]:
         raise ChunkDecodeError(f"truncated payload: {len(payload)} bytes, header says {header['length']}")
     _check_header_ranges(header, limits)
@@ -126,7 +128,7 @@ def decode_chunk(data: bytes, limits: ChunkLimits = DEFAULT_LIMITS) -> FileChunk
         index=header["index"],
         offset=header["offset"],
         chunk_hash=header["chunk_hash"],
-        payload=bytes(payload),
+        payload=payload,
         mtime=header.get("mtime"),
     )
 

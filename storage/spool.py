@@ -62,7 +62,7 @@ class Spool:
         digest = hashlib.sha256(key.file_key).hexdigest()[:40]
         return self.root / f"p{key.partition}" / f"{digest}-{key.epoch}"
 
-    def write(self, key: SpoolKey, index: int, offset: int, payload: bytes) -> None:
+    def write(self, key: SpoolKey, index: int, offset: int, payload: bytes | memoryview) -> None:
         """Put chunk ``index`` at ``offset``; the kernel's page cache makes this a memory copy."""
         path = self.path(key)
         if key not in self._present:

@@ -123,6 +123,13 @@ def partition_entries(table: faust.types.TableT[bytes, bytes], partition: int) -
         yield from store._visible_items(store._db_for_partition(partition))
 
 
+def read_value(table: faust.types.TableT[bytes, bytes], key: bytes) -> bytes | None:
+    """``table.get(key)`` in one store read: Faust's own asks the store ``key in`` before ``[key]``
+    (mode's FastUserDict), two RocksDB reads for one.  Counted in the table's metrics all the same."""
+    table.on_key_get(key)
+    return table.data.get(key)
+
+
 def partitioned_store(table: faust.types.TableT[bytes, bytes]) -> bool:
     """False for Faust's memory store (the in-process tests), which keeps every partition in one dict."""
     return hasattr(table.data, "_db_for_partition")
@@ -151,7 +158,7 @@ class RecordTable(Generic[R]):
         self.census: Census[R] = Census(census_rules, self.partition_items, tables_epoch)
 
     def load(self, key: bytes) -> R | None:
-        raw = self.table.get(key)
+        raw = read_value(self.table, key)
         return None if raw is None else self._loads(raw)
 
     def save(self, key: bytes, record: R) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from processors.results import ProcessorResult
-from tables.files import bytes_table, ensure_assignment_current, partition_entries, partitioned_store
+from tables.files import bytes_table, ensure_assignment_current, partition_entries, partitioned_store, read_value
 
 processor_results = bytes_table(
     "processor-results", "Per processor and file: the last recorded outcome (processors.results.ProcessorResult)"
@@ -20,7 +20,7 @@ processor_results = bytes_table(
 
 
 def load_result(key: bytes) -> ProcessorResult | None:
-    raw = processor_results.get(key)
+    raw = read_value(processor_results, key)
     return None if raw is None else ProcessorResult.loads(raw)
 
 

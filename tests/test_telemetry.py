@@ -4,9 +4,11 @@ import os
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from faust.sensors.prometheus import FaustMetrics
+from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from faust.types import TP
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -211,3 +213,52 @@ def test_transfer_outcomes_count_attempts_and_given_up_transfers():
     outcomes, given_up = counts()
     assert {o: outcomes[o] - before_outcomes[o] for o in outcomes} == {"valid": 1, "failed": 2, "invalid": 0}
     assert given_up - before_given_up == 1
+
+
+def test_faust_sensor_keeps_the_series_of_faust_s_own_sensor_across_a_rebalance():
+    """The hot hooks keep their labelled series: the samples are what Faust's PrometheusMonitor gives."""
+
+    class Task:
+        pass
+
+    class Stream:
+        shortlabel = "Stream: Topic: filestream-chunks"
+        task_owner = Task()
+
+    class Table:
+        name = "assemblies"
+
+    class Message:
+        time_in = None
+
+    stream, table = Stream(), Table()
+
+    def exercise(sensor: Any, first: TP, second: TP) -> None:  # fakes stand for what Faust passes
+        sensor.on_message_in(first, 7, Message())
+        sensor.on_message_in(first, 8, Message())
+        sensor.on_stream_event_in(first, 8, stream, None)
+        sensor.on_table_get(table, b"k")
+        sensor.on_table_get(table, b"k")
+        sensor.on_table_set(table, b"k", b"v")
+        sensor.on_table_del(table, b"k")
+        sensor.on_send_initiated(None, "filestream-chunks-completed", None, 1, 2)
+        sensor.track_tp_end_offset(first, 9)
+        sensor._clear_partition_related_metrics()  # at every rebalance: the topic and partition series go
+        sensor.on_message_in(second, 3, Message())
+        sensor.on_message_in(first, 9, Message())
+        sensor.on_send_initiated(None, "filestream-chunks-completed", None, 1, 2)
+        sensor.track_tp_end_offset(first, 12)
+
+    samples = []
+    for sensor_class in (PrometheusMonitor, telemetry.FaustSensor):
+        registry = CollectorRegistry()
+        exercise(sensor_class(metrics=FaustMetrics.create(registry, "t")), TP("chunks", 0), TP("chunks", 5))
+        samples.append(metric_samples(generate_latest(registry).decode()))
+    faust_samples, ours = samples
+    assert ours == faust_samples
+    assert ours[("t_messages_received_per_topic_total", frozenset({("topic", "chunks")}))] == 2  # since the clear
+    assert ours[("t_topic_partition_end_offset", frozenset({("topic", "chunks"), ("partition", "0")}))] == 12
+    assert (
+        ours[("t_table_operations_total", frozenset({("table", "table.assemblies"), ("operation", "keys_retrieved")}))]
+        == 2
+    )
