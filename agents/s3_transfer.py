@@ -115,7 +115,7 @@ class BotoTransferCalls:
             result.size,
             result.parts,
         )
-        return Uploaded(result.checksum, result.size, result.parts)
+        return Uploaded(result.checksum, result.size, result.parts, result.confirmed)
 
     async def _upload(self, key: str, spooled: Path, size: int, metadata: dict[str, str], expected: str | None) -> Any:
         return await in_thread(

@@ -5,8 +5,9 @@ FULL_OBJECT CRC32 multipart upload whose parts are read from the spool file and 
 several threads at once (``part_pool``), each part with its own CRC32, which S3 checks.
 The whole object's CRC32 is combined from the parts' (storage.objects.crc32_combine) and
 must equal the CRC32 the file had when it was verified on completion, so bytes that
-changed in the spool since are never stored as valid.  :func:`verify_object` then compares
-size and checksum from HeadObject.
+changed in the spool since are never stored as valid.  S3's answer to the upload names the
+CRC32 it stored (``UploadResult.confirmed``); when it does not, or the answer was lost,
+:func:`verify_object` compares size and checksum from HeadObject.
 
 CRC32 rather than CRC64NVME: ``zlib.crc32`` is in the standard library and runs at about
 4 GB/s here, far above any S3 upload rate, while CRC64NVME needs ``awscrt``
@@ -61,6 +62,10 @@ class UploadResult:
     size: int
     etag: str
     parts: int  # 1 for a single PutObject
+    # S3 answered the upload with this CRC32 as the whole object's, which S3 computes and checks
+    # against the one sent (AWS, MinIO; moto echoes it): the object is stored as sent, as
+    # verify_object's HeadObject would say, one request later.
+    confirmed: bool
 
 
 @dataclass(frozen=True)
@@ -146,7 +151,7 @@ def _put_single(
         ChecksumAlgorithm=CHECKSUM_ALGORITHM,
         ChecksumCRC32=checksum,
     )
-    return UploadResult(checksum, size, response["ETag"], parts=1)
+    return UploadResult(checksum, size, response["ETag"], parts=1, confirmed=_confirms(response, checksum))
 
 
 def _put_multipart(
@@ -209,7 +214,12 @@ def _put_multipart(
         wait(sending)
         _abort_quietly(client, bucket, key, upload_id)
         raise
-    return UploadResult(checksum, size, response["ETag"], parts=len(sent))
+    return UploadResult(checksum, size, response["ETag"], parts=len(sent), confirmed=_confirms(response, checksum))
+
+
+def _confirms(response: dict[str, Any], checksum: str) -> bool:
+    stored = response.get("ChecksumCRC32")
+    return full_object_checksum_problem(stored, response.get("ChecksumType")) is None and stored == checksum
 
 
 def verify_object(client: BaseClient, bucket: str, key: str, *, size: int, checksum: str) -> str | None:

@@ -83,9 +83,11 @@ class RecordingTopic:
 class FakeS3:
     """S3 as the transfer driver asks it (tables.transfer_driver.S3Calls): objects by file key.
 
-    ``next_calls`` by the calls' names: ``reachable``, ``upload``, ``verify``.
+    ``next_calls`` by the calls' names: ``reachable``, ``upload``, ``verify``.  ``confirms``: the
+    upload's answer names the stored CRC32, as AWS S3's does (moto's multipart answer does not).
     """
 
+    confirms: bool = False
     objects: dict[bytes, bytes] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
     next_calls: NextCalls = field(default_factory=NextCalls)
@@ -98,7 +100,7 @@ class FakeS3:
         self._answer("upload")
         data = spooled.read_bytes()
         self.objects[file_key] = data
-        return Uploaded(crc32_base64(zlib.crc32(data)), len(data), parts=1)
+        return Uploaded(crc32_base64(zlib.crc32(data)), len(data), parts=1, confirmed=self.confirms)
 
     async def verify(self, file_key: bytes, record: TransferRecord) -> str | None:
         self._answer("verify")

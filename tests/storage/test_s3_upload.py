@@ -9,6 +9,7 @@ import tracemalloc
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botocore.client import BaseClient
@@ -128,6 +129,28 @@ def test_parts_grow_only_when_max_parts_would_not_hold_the_file():
     )
 
 
+@pytest.mark.parametrize(
+    ("answer", "confirmed"),
+    [
+        ({"ChecksumCRC32": "DATA"}, True),
+        ({}, False),  # an S3 that does not say what it stored
+        ({"ChecksumCRC32": "AAAAAA=="}, False),
+        ({"ChecksumCRC32": "DATA", "ChecksumType": "COMPOSITE"}, False),
+    ],
+)
+def test_an_upload_is_confirmed_only_by_s3_naming_the_crc32_sent_as_the_whole_object_s(tmp_path, answer, confirmed):
+    data = b"0123456789"
+    answer = {name: crc_of(data) if value == "DATA" else value for name, value in answer.items()}
+
+    class AnsweringS3:
+        def put_object(self, **request: Any) -> dict[str, Any]:
+            assert request["ChecksumCRC32"] == crc_of(data)
+            return {"ETag": '"e"', **answer}
+
+    result = upload(AnsweringS3(), "bucket", "k", spooled(tmp_path, data))
+    assert result.confirmed is confirmed
+
+
 def test_the_layout_refuses_sizes_s3_would_refuse():
     with pytest.raises(ValueError, match="below S3's minimum"):
         PartLayout(MiB, PART - 1)
@@ -152,7 +175,7 @@ def test_small_file_lands_byte_identical_with_its_crc32(client, bucket, tmp_path
 
     result = upload(client, bucket, "lab-1/runs/a.bin", spooled(tmp_path, data), metadata=metadata)
 
-    assert (result.checksum, result.size, result.parts) == (crc_of(data), len(data), 1)
+    assert (result.checksum, result.size, result.parts, result.confirmed) == (crc_of(data), len(data), 1, True)
     assert download(client, bucket, "lab-1/runs/a.bin") == data
     stored = head(client, bucket, "lab-1/runs/a.bin")
     assert stored["ChecksumCRC32"] == crc_of(data)

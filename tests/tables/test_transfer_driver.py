@@ -82,6 +82,17 @@ def test_a_ready_record_is_written_twice_on_its_way_to_valid(spooled):
     assert records.current[KEY].transfer.checksum == _crc(DATA)
 
 
+def test_an_upload_whose_answer_names_the_stored_crc32_is_valid_without_a_verification(spooled):
+    records, s3 = MemoryRecords(), FakeS3(confirms=True)
+    records.current[KEY] = ready_record()
+
+    drive(records, s3, spooled)
+
+    assert records.states() == [State.TRANSFERRING, State.VALID]
+    assert s3.calls == ["reachable", "upload"]
+    assert records.current[KEY].transfer.checksum == _crc(DATA)
+
+
 def test_a_verification_without_answer_writes_done_and_the_next_drive_verifies_without_uploading(spooled):
     records, s3 = MemoryRecords(), FakeS3()
     records.current[KEY] = ready_record()
