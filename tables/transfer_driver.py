@@ -152,34 +152,33 @@ class TransferDriver:
         transferring = self._move(key, record, pending.start_transfer(now=self.clock()))
         if transferring is None:
             return None
-        sent, confirmed = await self._send(key, transferring)
-        if sent.state is State.DONE and confirmed:
-            return self._move(key, transferring, sent.validated(now=self.clock()))
+        sent = await self._send(key, transferring)
         if sent.state is State.DONE and await self.s3.reachable():
             if self._superseded(key, transferring):
                 return None  # no verification for a generation that is not the file's any more
             return await self._verify(key, transferring, sent)
         return self._move(key, transferring, sent)
 
-    async def _send(self, key: bytes, record: TransferRecord) -> tuple[TransferState, bool]:
-        """The state after the upload, and whether S3's answer confirmed the object's checksum."""
+    async def _send(self, key: bytes, record: TransferRecord) -> TransferState:
+        """The state after the upload: valid when S3's answer confirmed the object's checksum, else done or failed."""
         transfer = record.transfer
         if record.payload_epoch is None:
-            return self._fail(transfer, "no bytes were kept for S3 when the file completed (S3 was off there)"), False
+            return self._fail(transfer, "no bytes were kept for S3 when the file completed (S3 was off there)")
         try:
             uploaded = await self.s3.upload(key, record, self.spooled_path(key, record))
         except S3Unanswered as exc:
             resume_at = self.clock() + self.config.unreachable_pause
-            return transfer.interrupt(f"S3 did not answer: {exc}", now=self.clock(), resume_at=resume_at), False
+            return transfer.interrupt(f"S3 did not answer: {exc}", now=self.clock(), resume_at=resume_at)
         except TransferFailed as exc:
-            return self._fail(transfer, str(exc)), False
+            return self._fail(transfer, str(exc))
         except Exception as exc:  # counted like an answer from S3, so a transfer that always breaks gives up
             log.exception("s3: unexpected error uploading %s", transfer.file_id)
-            return self._fail(transfer, f"unexpected {type(exc).__name__}: {exc}"), False
+            return self._fail(transfer, f"unexpected {type(exc).__name__}: {exc}")
         if record.expected_checksum is not None and uploaded.checksum != record.expected_checksum:
             reason = f"the bytes sent have CRC32 {uploaded.checksum}, the verified file {record.expected_checksum}"
-            return self._fail(transfer, reason), False
-        return transfer.transferred(checksum=uploaded.checksum, now=self.clock()), uploaded.confirmed
+            return self._fail(transfer, reason)
+        done = transfer.transferred(checksum=uploaded.checksum, now=self.clock())
+        return done.validated(now=self.clock()) if uploaded.confirmed else done
 
     async def _verify(self, key: bytes, record: TransferRecord, done: TransferState) -> TransferRecord | None:
         """Done → valid or invalid.  ``done`` is not written yet when it is not ``record``'s own state:
