@@ -96,6 +96,18 @@ def partitions_to_rewind(committed: Mapping[Any, int | None], consumed: Callable
     return [tp for tp, offset in committed.items() if not offset and consumed(tp.topic)]
 
 
+def seekable_offsets(offsets: Mapping[Any, int | None]) -> dict[Any, int]:
+    """Faust's restore positions, each one aiokafka accepts: an offset below 0 or none reads from the start.
+
+    Faust's recovery seeks each changelog partition to the larger of the table's own offset and
+    the partition's earliest offset minus one (``-1`` for an empty one, which it maps to 0).  A
+    worker once died on a loaded machine with "Offset must be a positive integer" from that seek,
+    a moment after the changelogs were created; reading a changelog from its start is always a
+    correct restore.
+    """
+    return {tp: offset if offset is not None and offset >= 0 else 0 for tp, offset in offsets.items()}
+
+
 class Consumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer, committing by :func:`committable_offset` and only for the current assignment."""
 
@@ -118,6 +130,9 @@ class Consumer(faust_aiokafka.Consumer):
         if rewind:
             await self._thread.seek_to_beginning(*rewind)
         return committed
+
+    async def seek_wait(self, partitions: Mapping[TP, int]) -> None:
+        await super().seek_wait(seekable_offsets(partitions))
 
     def _consumed_by_streams(self, topic: str) -> bool:
         return topic not in self.app.tables.changelog_topics and self.app.topics.acks_enabled_for(topic)

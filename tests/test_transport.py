@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any
@@ -10,7 +11,7 @@ from faust.types import TP
 from hypothesis import given
 from hypothesis import strategies as st
 
-from transport import CommitHolds, Consumer, committable_offset, partitions_to_rewind
+from transport import CommitHolds, Consumer, committable_offset, partitions_to_rewind, seekable_offsets
 
 
 def test_the_commit_moves_over_a_contiguous_run_of_acknowledged_offsets():
@@ -158,3 +159,21 @@ def test_an_acknowledgement_counts_only_under_the_current_assignment_with_the_fl
     recovering._unacked_messages.add(skipped)
     assert not recovering.ack(skipped)
     assert recovering._acked[TP("chunks", 0)] == [] and skipped not in recovering._unacked_messages
+
+
+def test_a_restore_position_below_zero_or_missing_reads_the_changelog_from_its_start() -> None:
+    positions = {TP("c", 0): 41, TP("c", 1): 0, TP("c", 2): -1, TP("c", 3): -2, TP("c", 4): None}
+    assert seekable_offsets(positions) == {TP("c", 0): 41, TP("c", 1): 0, TP("c", 2): 0, TP("c", 3): 0, TP("c", 4): 0}
+
+
+def test_the_recovery_seek_hands_the_consumer_thread_only_offsets_aiokafka_accepts() -> None:
+    sought: list[dict[TP, int]] = []
+
+    class Thread:
+        async def seek_wait(self, partitions: dict[TP, int]) -> None:
+            sought.append(dict(partitions))
+
+    consumer = Consumer.__new__(Consumer)
+    consumer._thread = Thread()  # type: ignore[assignment]
+    asyncio.run(consumer.seek_wait({TP("c", 0): 7, TP("c", 1): -2}))
+    assert sought == [{TP("c", 0): 7, TP("c", 1): 0}]
