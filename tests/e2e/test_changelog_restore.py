@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from pathlib import Path
 
 import pytest
 
 from devstack.stack import DevStack
 from devstack.testing import as_messages, make_chunks, pipeline_env, poll, produce_chunks, wait_for_files
+from tables.assembler import PROGRESS_WRITE_INTERVAL
 from tests.e2e.test_crash_recovery import files_total
 
 pytestmark = pytest.mark.e2e
@@ -18,6 +20,23 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def pipeline(broker_stack: DevStack, tmp_path: Path) -> dict[str, str]:
     return pipeline_env(broker_stack, tmp_path)
+
+
+def still_digest(worker) -> dict:
+    """The tables' digest once two readings, further apart than the assembler's progress writes, agree.
+
+    A partial file's latest chunk mark reaches the table up to two seconds after the chunk
+    (write-behind, tables/assembler.py): a digest read before that is of a table still changing.
+    """
+    readings = [worker.get_json("/filestream/tables/digest/")]
+
+    def unchanged() -> bool:
+        time.sleep(2.5 * PROGRESS_WRITE_INTERVAL)
+        readings.append(worker.get_json("/filestream/tables/digest/"))
+        return readings[-1] == readings[-2]
+
+    poll(unchanged, 60, "the tables to stop changing")
+    return readings[-1]
 
 
 def test_fresh_worker_restores_every_table_entry_from_the_changelog(start_worker, pipeline):
@@ -40,7 +59,7 @@ def test_fresh_worker_restores_every_table_entry_from_the_changelog(start_worker
     poll(lambda: spooled(first) == 200, 30, "S3 to release the finished files' spooled bytes")
     # And the metadata reproducer to record its 20 outcomes: the digest must be of a still table.
     poll(lambda: entries(first, "processor-results") == 20, 30, "the metadata of the finished files")
-    before = first.get_json("/filestream/tables/digest/")
+    before = still_digest(first)
     assert before["assemblies"]["entries"] == 220
     assert before["transfers"]["entries"] == 20
     assert first.stop() == 0
