@@ -29,8 +29,10 @@ filestream holds the acknowledgement of a chunk record until its file is settled
 files; the issue of lost files after a takeover was traced to them.  :class:`Consumer`
 fixes the first three with the plain rule :func:`committable_offset`, and the dropped
 record by seeking every consumed partition without a commit back to its beginning
-(:func:`partitions_to_rewind`, the ``earliest`` reset Faust configures); :class:`Transport` is
-Faust's, with this consumer, registered for the broker URL scheme ``filestream-kafka://``.
+(:func:`partitions_to_rewind`, the ``earliest`` reset Faust configures).  It also keeps a
+recovery alive whose restore position aiokafka would refuse (:func:`seekable_offsets`).
+:class:`Transport` is Faust's, with this consumer, registered for the broker URL scheme
+``filestream-kafka://``.
 """
 
 from __future__ import annotations
