@@ -7,11 +7,12 @@ from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any
 
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from hypothesis import given
 from hypothesis import strategies as st
 
-from transport import CommitHolds, Consumer, committable_offset, partitions_to_rewind, seekable_offsets
+from transport import CommitHolds, Consumer, Seeks, committable_offset, partitions_to_rewind, seekable_offsets
 
 
 def test_the_commit_moves_over_a_contiguous_run_of_acknowledged_offsets():
@@ -177,3 +178,81 @@ def test_the_recovery_seek_hands_the_consumer_thread_only_offsets_aiokafka_accep
     consumer._thread = Thread()  # type: ignore[assignment]
     asyncio.run(consumer.seek_wait({TP("c", 0): 7, TP("c", 1): -2}))
     assert sought == [{TP("c", 0): 7, TP("c", 1): 0}]
+
+
+def fetching_consumer(
+    monkeypatch: Any, batch: list[tuple[TP, int]], sought_while_waiting: dict[TP, int | None] | None = None
+) -> Consumer:
+    """transport.Consumer whose fetch (Faust's getmany) returns ``batch``, and no broker."""
+
+    async def faust_getmany(self: Consumer, timeout: float) -> Any:
+        if sought_while_waiting:
+            self._seeks.record(sought_while_waiting)  # aiokafka's batch then starts at the seek
+        for tp, offset in batch:
+            yield tp, SimpleNamespace(tp=tp, offset=offset)
+
+    monkeypatch.setattr(faust_aiokafka.Consumer, "getmany", faust_getmany)
+    consumer = Consumer.__new__(Consumer)
+    consumer._seeks = Seeks()
+    consumer._read_offset = defaultdict(lambda: None)
+    return consumer
+
+
+def test_a_batch_fetched_before_a_seek_is_left_to_the_seek_and_the_seek_keeps_its_read_position(
+    monkeypatch: Any,
+) -> None:
+    chunks, other = TP("chunks", 0), TP("chunks", 1)
+    consumer = fetching_consumer(monkeypatch, [(chunks, 35), (chunks, 36), (other, 10), (chunks, 37), (other, 11)])
+
+    async def drain() -> list[tuple[TP, int]]:
+        handed = []
+        async for tp, message in consumer.getmany(timeout=1.0):
+            handed.append((tp, message.offset))
+            if message.offset == 35:
+                # While 35 is handed over, a recovery seeks the partition back to its commit
+                # (Faust's perform_seek sets the read position); the hand-over then ends and the
+                # fetcher records 35 as read.
+                consumer._seeks.record({chunks: 3})
+                consumer._read_offset[chunks] = 3
+            consumer._read_offset[tp] = message.offset
+        return handed
+
+    assert asyncio.run(drain()) == [(chunks, 35), (other, 10), (other, 11)]
+    # So the records from 3 on, fetched again, pass Faust's filter of copies already read.
+    assert consumer._read_offset[chunks] == 3 and consumer._read_offset[other] == 11
+
+
+def test_a_seek_made_while_the_fetch_waits_leaves_the_batch_it_brings_alone(monkeypatch: Any) -> None:
+    chunks = TP("chunks", 0)
+    consumer = fetching_consumer(monkeypatch, [(chunks, 1), (chunks, 2)], sought_while_waiting={chunks: 1})
+
+    async def drain() -> list[int]:
+        return [message.offset async for _, message in consumer.getmany(timeout=1.0)]
+
+    assert asyncio.run(drain()) == [1, 2]
+
+
+def test_a_seek_to_the_committed_offsets_records_the_partitions_it_moves_with_their_read_positions() -> None:
+    changelog = TP("t-changelog", 0)
+    committed = {TP("chunks", 0): 12, TP("chunks", 1): None, changelog: None}
+
+    class Thread:
+        async def seek_to_committed(self) -> dict[TP, int | None]:
+            return committed
+
+        async def seek_to_beginning(self, *partitions: TP) -> None:
+            pass
+
+    consumer = Consumer.__new__(Consumer)
+    consumer._thread = Thread()  # type: ignore[assignment]
+    consumer._seeks = Seeks()
+    consumer.app = SimpleNamespace(  # type: ignore[assignment]
+        tables=SimpleNamespace(changelog_topics={changelog.topic}),
+        topics=SimpleNamespace(acks_enabled_for=lambda topic: True),
+    )
+    mark = consumer._seeks.mark()
+    asyncio.run(consumer.seek_to_committed())
+    # The chunk partitions are moved (to the commit, and back to the start); aiokafka leaves a
+    # changelog without a commit where its fetch stands, so its fetched records are still wanted.
+    assert [consumer._seeks.sought_since(mark, tp) for tp in committed] == [True, True, False]
+    assert [consumer._seeks.position(tp) for tp in committed] == [12, None, None]
